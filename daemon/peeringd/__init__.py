@@ -1,0 +1,8 @@
+"""peeringd keeps BGP peering between a Calico cluster and its ADCs true to one file.
+
+Layers, each importing only the ones below it (import-linter checks this):
+``peeringd.runtime`` (CLI, daemon, lab) > ``peeringd.adapters`` (Kubernetes API,
+devices, the state file) > ``peeringd.core`` (pure data and pure functions).
+"""
+
+__version__ = "0.1.0.dev0"
