@@ -1,0 +1,135 @@
+"""Snapshots of what is live: Calico's objects and each ADC's BGP configuration.
+
+Adapters build these from the Kubernetes API and device output; ``plan --live``
+reads them from JSON. They hold raw facts (annotations as written, peers as
+found); the rules that interpret them live in ``nodes``, ``ownership`` and ``plan``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "AdcSnapshot",
+    "BGPConfiguration",
+    "BGPPeer",
+    "CalicoSnapshot",
+    "IPPool",
+    "LiveState",
+    "MaxPaths",
+    "Neighbour",
+    "Node",
+    "Session",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Node(_Frozen):
+    """A Kubernetes Node selected by the file, with the Calico annotations as written."""
+
+    name: str
+    ipv4_address_annotation: str | None = None
+    as_number_annotation: str | None = None
+    internal_ips: tuple[str, ...] = ()
+
+
+class BGPPeer(_Frozen):
+    """A Calico BGPPeer, ours or not."""
+
+    name: str
+    peer_ip: str
+    as_number: int | None = None
+    node: str | None = None
+    node_selector: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+    resource_version: str = ""
+
+    def label(self, key: str) -> str | None:
+        return dict(self.labels).get(key)
+
+    def annotation(self, key: str) -> str | None:
+        return dict(self.annotations).get(key)
+
+
+class BGPConfiguration(_Frozen):
+    """The fields of BGPConfiguration ``default`` that the file may own; None = unset."""
+
+    as_number: int | None = None
+    node_to_node_mesh: bool | None = None
+    resource_version: str = ""
+
+
+class IPPool(_Frozen):
+    name: str
+    cidr: str
+    disabled: bool = False
+    vxlan_mode: str | None = None
+
+
+class CalicoSnapshot(_Frozen):
+    """Calico as seen through one API group; ``configuration`` is None when ``default`` is absent."""
+
+    api_group: str
+    configuration: BGPConfiguration | None = None
+    peers: tuple[BGPPeer, ...] = ()
+    nodes: tuple[Node, ...] = ()
+    pools: tuple[IPPool, ...] = ()
+
+
+class Neighbour(_Frozen):
+    """A ``neighbor`` of the device's ``router bgp``."""
+
+    address: ipaddress.IPv4Address
+    remote_as: int | None = None
+    description: str | None = None
+
+
+class MaxPaths(_Frozen):
+    """``max-paths`` as configured; None where the device shows no line."""
+
+    ebgp: int | None = None
+    ibgp: int | None = None
+
+
+class Session(_Frozen):
+    """One BGP session as the device reports it."""
+
+    address: ipaddress.IPv4Address
+    state: str
+    up_down: str | None = None
+    prefixes: int | None = None
+
+
+class AdcSnapshot(_Frozen):
+    """One device's BGP configuration and sessions."""
+
+    name: str
+    bgp_feature: bool
+    router_as: int | None = None
+    neighbours: tuple[Neighbour, ...] = ()
+    max_paths: MaxPaths = MaxPaths()
+    route_install: bool = False
+    sessions: tuple[Session, ...] = ()
+
+    def neighbour(self, address: ipaddress.IPv4Address) -> Neighbour | None:
+        return next((n for n in self.neighbours if n.address == address), None)
+
+
+class LiveState(_Frozen):
+    """Everything observed in one pass; a side that could not be observed is absent.
+
+    ``calico`` is None when the Kubernetes API was not observed; an ADC of the
+    file that is missing from ``adcs`` was not observed.
+    """
+
+    calico: CalicoSnapshot | None = None
+    adcs: tuple[AdcSnapshot, ...] = ()
+
+    def adc(self, name: str) -> AdcSnapshot | None:
+        return next((adc for adc in self.adcs if adc.name == name), None)

@@ -1,0 +1,82 @@
+"""Which address and AS each selected node peers from, the way calico-node decides.
+
+The BGP address is the ``projectcalico.org/IPv4Address`` annotation (CIDR form)
+else the Node's InternalIP; the AS is ``projectcalico.org/ASNumber`` else the
+cluster's. Calico silently ignores invalid annotations; we fall back the same
+way but say so.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict
+
+from peeringd.core import asn, live
+
+__all__ = ["AS_NUMBER_ANNOTATION", "IPV4_ADDRESS_ANNOTATION", "Speaker", "speakers"]
+
+IPV4_ADDRESS_ANNOTATION = "projectcalico.org/IPv4Address"
+AS_NUMBER_ANNOTATION = "projectcalico.org/ASNumber"
+
+
+class Speaker(BaseModel):
+    """A node as a BGP speaker: the address and AS it peers from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    node: str
+    address: ipaddress.IPv4Address
+    as_number: int
+
+
+def speakers(
+    nodes: Iterable[live.Node], cluster_as: int, exclude: Iterable[str] = ()
+) -> tuple[tuple[Speaker, ...], tuple[str, ...]]:
+    """The speakers among ``nodes``, sorted by address, and a note per node skipped or fixed up.
+
+    Two nodes claiming one address give one speaker (the first by name): a
+    device cannot have two neighbours with one address.
+    """
+    excluded = set(exclude)
+    by_address: dict[ipaddress.IPv4Address, Speaker] = {}
+    notes: list[str] = []
+    for node in sorted(nodes, key=lambda node: node.name):
+        if node.name in excluded:
+            continue
+        address = _address(node, notes)
+        if address is None:
+            notes.append(f"node {node.name} has no IPv4 BGP address or InternalIP; not peered")
+            continue
+        speaker = Speaker(node=node.name, address=address, as_number=_as_number(node, cluster_as, notes))
+        if (first := by_address.setdefault(address, speaker)) is not speaker:
+            notes.append(f"node {node.name} has the address {address} of node {first.node}; not peered")
+    return tuple(sorted(by_address.values(), key=lambda s: s.address)), tuple(notes)
+
+
+def _address(node: live.Node, notes: list[str]) -> ipaddress.IPv4Address | None:
+    if node.ipv4_address_annotation is not None:
+        try:
+            return ipaddress.IPv4Interface(node.ipv4_address_annotation).ip
+        except ValueError:
+            notes.append(
+                f"node {node.name}: {IPV4_ADDRESS_ANNOTATION}={node.ipv4_address_annotation!r} "
+                "is not an IPv4 address; using its InternalIP"
+            )
+    for text in node.internal_ips:
+        try:
+            return ipaddress.IPv4Address(text)
+        except ValueError:
+            continue
+    return None
+
+
+def _as_number(node: live.Node, cluster_as: int, notes: list[str]) -> int:
+    if node.as_number_annotation is None:
+        return cluster_as
+    try:
+        return asn.parse(node.as_number_annotation, limit=asn.MAX)
+    except ValueError as error:
+        notes.append(f"node {node.name}: {AS_NUMBER_ANNOTATION} ignored: {error}")
+        return cluster_as

@@ -1,0 +1,1 @@
+"""peeringd tests."""
