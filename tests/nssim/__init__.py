@@ -1,0 +1,1 @@
+"""Tests of the NetScaler simulator (peeringd.runtime.lab.nssim)."""
