@@ -1,25 +1,27 @@
 """The ``peeringd`` command line.
 
 Exit codes, the same for every command so scripts and git hooks can rely on
-them: 0 nothing to do / success, 1 error (bad file, unreachable system), 2 the
-plan has changes, 3 a guard refused the plan.
+them: 0 nothing to do / success, 1 error (bad file, unreachable system), 2
+changes pending (planned, or not applied), 3 a guard refused the plan.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
 import click
 import pydantic
 
-from peeringd.adapters import statefile
+from peeringd.adapters import calico, statefile
 from peeringd.core import desired, guards, live
 from peeringd.core import plan as planning
 from peeringd.errors import PeeringdError, SnapshotError, StateFileError
-from peeringd.runtime import report
+from peeringd.runtime import logs, reconcile, report, source
 
 __all__ = ["main"]
 
@@ -52,34 +54,160 @@ def validate(state_file: Path) -> None:
     click.echo(f"{state_file}: valid ({len(loaded.state.adcs)} ADCs, sha256 {loaded.sha256[:12]})")
 
 
+_KUBECONFIG = click.option(
+    "--kubeconfig",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="kubeconfig file; default $KUBECONFIG, ~/.kube/config, else the in-cluster service account.",
+)
+_CONTEXT = click.option(
+    "--context", help="kubeconfig context; default cluster.kubeconfigContext, else current."
+)
+_ONLY = click.option(
+    "--only", type=click.Choice(["calico", "adc"]), help="Reconcile only Calico or only the ADCs."
+)
+_OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+
+
 @main.command()
 @_STATE_FILE
 @click.option(
     "--live",
     "snapshot",
-    required=True,
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="Plan against a recorded live snapshot (JSON) instead of the live systems.",
+    help="Plan against a recorded live snapshot (JSON, from `peeringd snapshot`) instead of live systems.",
 )
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
-def plan(state_file: Path, snapshot: Path, output: str) -> None:
+@_KUBECONFIG
+@_CONTEXT
+@_ONLY
+@_OUTPUT
+def plan(
+    state_file: Path,
+    snapshot: Path | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    only: str | None,
+    output: str,
+) -> None:
     """Show what apply would change: exit 0 nothing, 2 changes, 1 error."""
     loaded = _load(state_file)
-    observed = _read_snapshot(snapshot)
-    planned = planning.plan(loaded.state, observed)
-    refusals = guards.check(loaded.state, observed, planned)
+    if snapshot is not None:
+        observed = _read_snapshot(snapshot)
+        planned = planning.plan(loaded.state, observed)
+        result = reconcile.Report(
+            reconcile.Outcome.DRIFT if planned.changes else reconcile.Outcome.CONVERGED,
+            planned,
+            guards.check(loaded.state, observed, planned),
+            (),
+            (),
+            observed,
+        )
+    else:
+        with _connect(loaded, kubeconfig, context, only) as systems:
+            result = reconcile.reconcile(loaded, systems, apply=False)
+    _print_report(result, output)
+    if result.errors or result.planned.errors:
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_CHANGES if result.planned.changes else EXIT_OK)
+
+
+@main.command()
+@_STATE_FILE
+@click.option("-y", "--yes", is_flag=True, help="Apply without asking, even on a terminal.")
+@_KUBECONFIG
+@_CONTEXT
+@_ONLY
+@_OUTPUT
+def apply(
+    state_file: Path, yes: bool, kubeconfig: Path | None, context: str | None, only: str | None, output: str
+) -> None:
+    """Apply the plan once and verify it: exit 0 converged, 1 error, 2 not applied, 3 refused."""
+    logs.configure()
+    loaded = _load(state_file)
+    confirm = None if yes or not sys.stdin.isatty() else _ask
+    with _connect(loaded, kubeconfig, context, only) as systems:
+        result = reconcile.reconcile(
+            loaded, systems, apply=True, confirm=confirm, revision=source.git_revision(state_file)
+        )
+    _print_report(result, output)
+    sys.exit(_APPLY_EXIT[result.outcome])
+
+
+_APPLY_EXIT = {
+    reconcile.Outcome.CONVERGED: EXIT_OK,
+    reconcile.Outcome.FAILED: EXIT_ERROR,
+    reconcile.Outcome.DRIFT: EXIT_CHANGES,
+    reconcile.Outcome.REFUSED: EXIT_REFUSED,
+}
+
+
+@main.command()
+@_STATE_FILE
+@_KUBECONFIG
+@_CONTEXT
+@_ONLY
+def snapshot(state_file: Path, kubeconfig: Path | None, context: str | None, only: str | None) -> None:
+    """Print the live state as JSON, for `plan --live` later or elsewhere."""
+    loaded = _load(state_file)
+    with _connect(loaded, kubeconfig, context, only) as systems:
+        result = reconcile.reconcile(loaded, systems, apply=False)
+    click.echo(result.observed.model_dump_json(indent=2))
+    if result.errors:
+        _print_errors(result)
+        sys.exit(EXIT_ERROR)
+
+
+@main.command()
+def rbac() -> None:
+    """Print the least-privilege ServiceAccount, ClusterRole and binding (kubectl apply -f -)."""
+    click.echo(calico.rbac_manifest(), nl=False)
+
+
+def _ask(planned: planning.Plan, refusals: tuple[guards.Refusal, ...]) -> bool:
+    click.echo(report.plan_text(planned, refusals, None), nl=False, err=True)
+    return click.confirm("Apply these changes?", err=True)
+
+
+@contextlib.contextmanager
+def _connect(
+    loaded: statefile.LoadedState, kubeconfig: Path | None, context: str | None, only: str | None
+) -> Iterator[reconcile.Systems]:
+    """The systems the command reconciles; ``--only`` leaves the other side alone."""
+    calico_side = None
+    if only in (None, "calico"):
+        try:
+            calico_side = calico.Calico.connect(
+                kubeconfig, context or loaded.state.cluster.kubeconfig_context
+            )
+        except PeeringdError as error:
+            _fail(error)
+    systems = reconcile.Systems(calico=calico_side)
+    try:
+        yield systems
+    finally:
+        systems.close()
+
+
+def _print_report(result: reconcile.Report, output: str) -> None:
     if output == "json":
         document = {
-            **planned.model_dump(mode="json"),
-            "refusals": [refusal.model_dump(mode="json") for refusal in refusals],
+            "outcome": str(result.outcome),
+            **result.planned.model_dump(mode="json"),
+            "refusals": [refusal.model_dump(mode="json") for refusal in result.refusals],
+            "applied": [change.model_dump(mode="json") for change in result.applied],
+            "errors": [{"target": target, "error": str(error)} for target, error in result.errors],
         }
         click.echo(json.dumps(document, indent=2))
-    else:
-        group = observed.calico.api_group if observed.calico else None
-        click.echo(report.plan_text(planned, refusals, group), nl=False)
-    if planned.errors:
-        sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_CHANGES if planned.changes else EXIT_OK)
+        return
+    group = result.observed.calico.api_group if result.observed.calico else None
+    click.echo(report.plan_text(result.planned, result.refusals, group), nl=False)
+    if result.applied:
+        click.echo(f"Applied {len(result.applied)} changes; {result.outcome}.")
+    _print_errors(result)
+
+
+def _print_errors(result: reconcile.Report) -> None:
+    for target, error in result.errors:
+        click.echo(f"error: {target}: {error}", err=True)
 
 
 @main.command()

@@ -20,7 +20,7 @@ from peeringd.core.plan import (
     RouterChange,
 )
 
-__all__ = ["describe", "plan_text"]
+__all__ = ["describe", "plan_text", "subject"]
 
 _MARK = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-"}
 
@@ -38,7 +38,6 @@ def _plan_lines(
         for change in planned.for_target(target):
             yield f"  {_MARK[change.action]} {describe(change)}"
     for title, lines in (
-        ("not observed", list(planned.unobserved)),
         ("errors", [f"{f.target}: {f.message}" for f in planned.errors]),
         ("warnings", [f"{f.target}: {f.message}" for f in planned.findings if f.severity == "warning"]),
         ("refused", [f"{r.message} (policy.{r.policy})" for r in refusals]),
@@ -85,6 +84,26 @@ def describe(change: Change) -> str:
             return f"max-paths: {_max_paths(before)} -> {_max_paths(after)}"
         case RouteInstallChange(after=after):
             return "ns route-install bgp" if after else "no ns route-install bgp"
+    raise AssertionError(f"unknown change {change!r}")
+
+
+def subject(change: Change) -> str:
+    """The object a change is about, named as its system names it."""
+    match change:
+        case PeerChange(name=name):
+            return f"BGPPeer {name}"
+        case ConfigurationChange():
+            return "BGPConfiguration default"
+        case FeatureChange():
+            return "feature BGP"
+        case RouterChange():
+            return "router bgp"
+        case NeighbourChange(address=address):
+            return f"neighbor {address}"
+        case MaxPathsChange():
+            return "max-paths"
+        case RouteInstallChange():
+            return "ns route-install bgp"
     raise AssertionError(f"unknown change {change!r}")
 
 

@@ -1,0 +1,411 @@
+"""The Calico side, through the Kubernetes API with the official ``kubernetes`` client.
+
+Observing costs four requests whatever the cluster's size: LIST Nodes (with the
+file's label selector), LIST BGPPeers, GET BGPConfiguration ``default``, LIST
+IPPools. Lists are read without the client's model deserialisation
+(``_preload_content=False``), which is what keeps 5,000 Nodes cheap.
+
+Writes touch only what peeringd owns: its BGPPeers (created whole, updated by a
+merge patch carrying the resourceVersion read, deleted with a resourceVersion
+precondition) and the two fields of BGPConfiguration ``default`` the file
+names. A 409 means someone else wrote in between: it is raised as
+``CalicoConflict`` so the pass re-reads and re-plans instead of overwriting.
+Every client or transport exception becomes a ``peeringd.errors`` type here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import kubernetes.client
+import kubernetes.config
+import urllib3.exceptions
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from peeringd.core import live, nodes, ownership
+from peeringd.core.plan import Action, Change, ConfigurationChange, PeerChange
+from peeringd.errors import (
+    CalicoConflict,
+    CalicoError,
+    CalicoForbidden,
+    CalicoInvalid,
+    CalicoNotInstalled,
+    CalicoUnavailable,
+    KubeconfigError,
+)
+
+__all__ = ["API_GROUPS", "Calico", "rbac_manifest"]
+
+# Preferred first: the v3 API validates and defaults server-side.
+API_GROUPS = ("projectcalico.org/v3", "crd.projectcalico.org/v1")
+CONFIGURATION_NAME = "default"
+# (connect, read) seconds for every request: a hung API server must not hang a pass.
+REQUEST_TIMEOUT = (5.0, 30.0)
+DEFAULT_KUBECONFIG = Path.home() / ".kube" / "config"
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class _Kind:
+    plural: str
+    kind: str
+
+
+BGP_PEERS = _Kind("bgppeers", "BGPPeer")
+BGP_CONFIGURATIONS = _Kind("bgpconfigurations", "BGPConfiguration")
+IP_POOLS = _Kind("ippools", "IPPool")
+
+
+def rbac_manifest() -> str:
+    """The least-privilege ClusterRole and binding for the daemon's identity, as YAML."""
+    return resources.files("peeringd.adapters").joinpath("rbac.yaml").read_text()
+
+
+class Calico:
+    """One connection to a cluster's API server, and Calico's objects through it."""
+
+    def __init__(self, api: kubernetes.client.ApiClient) -> None:
+        self._api = api
+        self._core = kubernetes.client.CoreV1Api(api)
+        self._custom = kubernetes.client.CustomObjectsApi(api)
+        self._group: str | None = None
+
+    @classmethod
+    def connect(cls, kubeconfig: Path | None = None, context: str | None = None) -> Calico:
+        """Connect as kubectl would: ``kubeconfig``, else $KUBECONFIG, else ~/.kube/config,
+        else the in-cluster service account."""
+        configuration = kubernetes.client.Configuration()
+        in_cluster = (
+            kubeconfig is None
+            and not os.environ.get("KUBECONFIG")
+            and not DEFAULT_KUBECONFIG.exists()
+            and "KUBERNETES_SERVICE_HOST" in os.environ
+        )
+        try:
+            if in_cluster:
+                kubernetes.config.load_incluster_config(client_configuration=configuration)
+            else:
+                # With no file named, the client merges $KUBECONFIG's files as kubectl does.
+                kubernetes.config.load_kube_config(
+                    config_file=str(kubeconfig) if kubeconfig else None,
+                    context=context,
+                    client_configuration=configuration,
+                )
+        except (ConfigException, OSError) as error:
+            where = (
+                "the in-cluster service account"
+                if in_cluster
+                else f"kubeconfig {kubeconfig or os.environ.get('KUBECONFIG') or DEFAULT_KUBECONFIG}"
+            )
+            raise KubeconfigError(f"cannot use {where}: {error}") from None
+        return cls(kubernetes.client.ApiClient(configuration))
+
+    def close(self) -> None:
+        self._api.close()
+
+    def __enter__(self) -> Calico:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def server(self) -> str:
+        return str(self._api.configuration.host)
+
+    @property
+    def api_group(self) -> str:
+        """``group/version`` of Calico's API, found once per connection by discovery."""
+        if self._group is None:
+            groups = self._call("get", "API groups", lambda: self._raw(self._api_groups()))
+            served = {version["groupVersion"] for group in groups["groups"] for version in group["versions"]}
+            self._group = next((group for group in API_GROUPS if group in served), None)
+            if self._group is None:
+                raise CalicoNotInstalled(
+                    f"{self.server} serves neither {' nor '.join(API_GROUPS)}: is Calico installed?"
+                )
+        return self._group
+
+    def observe(self, selector: str = "") -> live.CalicoSnapshot:
+        """Calico's live state in four requests; Nodes are those ``selector`` selects."""
+        group = self.api_group
+        node_list = self._call(
+            "list",
+            "nodes",
+            lambda: self._raw(
+                self._core.list_node(
+                    label_selector=selector or None,
+                    _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+            ),
+        )
+        peers = self._list(BGP_PEERS)
+        configuration = self._get_configuration()
+        pools = self._list(IP_POOLS)
+        return live.CalicoSnapshot(
+            api_group=group,
+            configuration=configuration,
+            peers=tuple(_peer(item) for item in peers),
+            nodes=tuple(_node(item) for item in node_list["items"]),
+            pools=tuple(_pool(item) for item in pools),
+        )
+
+    def apply(self, changes: tuple[Change, ...], *, cluster: str, state_hash: str) -> Iterator[Change]:
+        """Apply Calico's changes in order, yielding each once the API server accepted it.
+
+        The first failure raises (a 409 as CalicoConflict) and stops the rest.
+        """
+        for change in changes:
+            if isinstance(change, PeerChange):
+                self._apply_peer(change, cluster, state_hash)
+            elif isinstance(change, ConfigurationChange):
+                self._apply_configuration(change)
+            else:
+                raise TypeError(f"not a Calico change: {change!r}")
+            yield change
+
+    def _apply_peer(self, change: PeerChange, cluster: str, state_hash: str) -> None:
+        group, version = self.api_group.split("/")
+        name = change.name
+        if change.action == Action.DELETE:
+            options = kubernetes.client.V1DeleteOptions(
+                preconditions=kubernetes.client.V1Preconditions(resource_version=change.resource_version)
+            )
+            self._call(
+                "delete",
+                BGP_PEERS.plural,
+                lambda: self._custom.delete_cluster_custom_object(
+                    group, version, BGP_PEERS.plural, name, body=options, _request_timeout=REQUEST_TIMEOUT
+                ),
+                name,
+            )
+            return
+        assert change.after is not None
+        spec = {"peerIP": change.after.peer_ip, "asNumber": change.after.as_number}
+        annotations = {
+            ownership.CLUSTER_ANNOTATION: cluster,
+            ownership.STATE_HASH_ANNOTATION: state_hash,
+        }
+        if change.action == Action.CREATE:
+            body = {
+                "apiVersion": self.api_group,
+                "kind": BGP_PEERS.kind,
+                "metadata": {
+                    "name": name,
+                    "labels": {ownership.MANAGED_BY_LABEL: ownership.MANAGED_BY},
+                    "annotations": annotations,
+                },
+                "spec": spec,
+            }
+            self._call(
+                "create",
+                BGP_PEERS.plural,
+                lambda: self._custom.create_cluster_custom_object(
+                    group, version, BGP_PEERS.plural, body, _request_timeout=REQUEST_TIMEOUT
+                ),
+                name,
+            )
+            return
+        # A merge patch: null removes node and nodeSelector (a global peer has neither);
+        # the resourceVersion turns a concurrent write into a 409.
+        patch = {
+            "metadata": {"resourceVersion": change.resource_version, "annotations": annotations},
+            "spec": {**spec, "node": None, "nodeSelector": None},
+        }
+        self._call(
+            "patch",
+            BGP_PEERS.plural,
+            lambda: self._custom.patch_cluster_custom_object(
+                group, version, BGP_PEERS.plural, name, patch, _request_timeout=REQUEST_TIMEOUT
+            ),
+            name,
+        )
+
+    def _apply_configuration(self, change: ConfigurationChange) -> None:
+        group, version = self.api_group.split("/")
+        spec = {
+            key: value
+            for key, value in (
+                ("asNumber", change.after.as_number),
+                ("nodeToNodeMeshEnabled", change.after.node_to_node_mesh),
+            )
+            if value is not None
+        }
+        if change.action == Action.CREATE:
+            body = {
+                "apiVersion": self.api_group,
+                "kind": BGP_CONFIGURATIONS.kind,
+                "metadata": {"name": CONFIGURATION_NAME},
+                "spec": spec,
+            }
+            self._call(
+                "create",
+                BGP_CONFIGURATIONS.plural,
+                lambda: self._custom.create_cluster_custom_object(
+                    group, version, BGP_CONFIGURATIONS.plural, body, _request_timeout=REQUEST_TIMEOUT
+                ),
+                CONFIGURATION_NAME,
+            )
+            return
+        patch = {"metadata": {"resourceVersion": change.resource_version}, "spec": spec}
+        self._call(
+            "patch",
+            BGP_CONFIGURATIONS.plural,
+            lambda: self._custom.patch_cluster_custom_object(
+                group,
+                version,
+                BGP_CONFIGURATIONS.plural,
+                CONFIGURATION_NAME,
+                patch,
+                _request_timeout=REQUEST_TIMEOUT,
+            ),
+            CONFIGURATION_NAME,
+        )
+
+    def _api_groups(self) -> Any:
+        return kubernetes.client.ApisApi(self._api).get_api_versions(
+            _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+        )
+
+    def _list(self, kind: _Kind) -> list[dict[str, Any]]:
+        group, version = self.api_group.split("/")
+        document = self._call(
+            "list",
+            kind.plural,
+            lambda: self._raw(
+                self._custom.list_cluster_custom_object(
+                    group, version, kind.plural, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+                )
+            ),
+        )
+        items: list[dict[str, Any]] = document["items"]
+        return items
+
+    def _get_configuration(self) -> live.BGPConfiguration | None:
+        group, version = self.api_group.split("/")
+        try:
+            document = self._raw(
+                self._custom.get_cluster_custom_object(
+                    group,
+                    version,
+                    BGP_CONFIGURATIONS.plural,
+                    CONFIGURATION_NAME,
+                    _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+            )
+        except ApiException as error:
+            if error.status == 404 and _is_object_not_found(error):
+                return None
+            raise self._translate(error, "get", BGP_CONFIGURATIONS.plural, CONFIGURATION_NAME) from None
+        except urllib3.exceptions.HTTPError as error:
+            raise self._unavailable(error) from None
+        spec = document.get("spec") or {}
+        return live.BGPConfiguration(
+            as_number=spec.get("asNumber"),
+            node_to_node_mesh=spec.get("nodeToNodeMeshEnabled"),
+            resource_version=document["metadata"].get("resourceVersion", ""),
+        )
+
+    @staticmethod
+    def _raw(response: Any) -> Any:
+        return json.loads(response.data)
+
+    def _call(self, verb: str, plural: str, request: Callable[[], _T], name: str = "") -> _T:
+        try:
+            return request()
+        except ApiException as error:
+            raise self._translate(error, verb, plural, name) from None
+        except urllib3.exceptions.HTTPError as error:
+            raise self._unavailable(error) from None
+
+    def _unavailable(self, error: Exception) -> CalicoUnavailable:
+        reason = getattr(error, "reason", None) or error
+        return CalicoUnavailable(f"the API server {self.server} did not answer: {reason}")
+
+    def _translate(self, error: ApiException, verb: str, plural: str, name: str) -> CalicoError:
+        status = error.status or 0
+        message = _status_message(error)
+        group = "" if plural in {"nodes", "API groups"} else (self._group or "").split("/")[0]
+        target = f"{plural}.{group}" if group else plural
+        subject = f"{target} {name}" if name else target
+        if status == 401:
+            return CalicoForbidden(f"the API server {self.server} refused the credentials (401): {message}")
+        if status == 403:
+            return CalicoForbidden(
+                f'not allowed to {verb} {target}: add the rule {{apiGroups: ["{group}"], '
+                f'resources: ["{plural}"], verbs: ["{verb}"]}} to the daemon\'s ClusterRole '
+                "(`peeringd rbac` prints the whole role)"
+            )
+        if status == 404 and not name:
+            return CalicoNotInstalled(f"{target} is not served by {self.server}: is Calico installed?")
+        if status == 409:
+            return CalicoConflict(f"{verb} {subject}: changed since it was read ({message}); re-reading")
+        if status == 422:
+            return CalicoInvalid(f"{verb} {subject}: the API server refused it: {message}")
+        if status == 429 or status >= 500:
+            return CalicoUnavailable(f"{verb} {subject}: the API server failed ({status}): {message}")
+        return CalicoError(f"{verb} {subject}: {status} {message}")
+
+
+def _status_message(error: ApiException) -> str:
+    try:
+        body = json.loads(error.body or "")
+    except ValueError:
+        return str(error.reason or "")
+    return str(body.get("message") or error.reason or "") if isinstance(body, dict) else str(body)
+
+
+def _is_object_not_found(error: ApiException) -> bool:
+    """A 404 for a missing object names it; a 404 for a missing resource does not."""
+    try:
+        body = json.loads(error.body or "")
+    except ValueError:
+        return False
+    return isinstance(body, dict) and bool((body.get("details") or {}).get("name"))
+
+
+def _node(item: dict[str, Any]) -> live.Node:
+    metadata = item.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    addresses = (item.get("status") or {}).get("addresses") or []
+    return live.Node(
+        name=metadata["name"],
+        ipv4_address_annotation=annotations.get(nodes.IPV4_ADDRESS_ANNOTATION),
+        as_number_annotation=annotations.get(nodes.AS_NUMBER_ANNOTATION),
+        internal_ips=tuple(a["address"] for a in addresses if a.get("type") == "InternalIP"),
+    )
+
+
+def _peer(item: dict[str, Any]) -> live.BGPPeer:
+    metadata = item.get("metadata") or {}
+    spec = item.get("spec") or {}
+    return live.BGPPeer(
+        name=metadata["name"],
+        peer_ip=spec.get("peerIP", ""),
+        as_number=spec.get("asNumber"),
+        node=spec.get("node"),
+        node_selector=spec.get("nodeSelector"),
+        labels=tuple(sorted((metadata.get("labels") or {}).items())),
+        annotations=tuple(sorted((metadata.get("annotations") or {}).items())),
+        resource_version=metadata.get("resourceVersion", ""),
+    )
+
+
+def _pool(item: dict[str, Any]) -> live.IPPool:
+    spec = item.get("spec") or {}
+    return live.IPPool(
+        name=item["metadata"]["name"],
+        cidr=spec.get("cidr", ""),
+        disabled=bool(spec.get("disabled", False)),
+        vxlan_mode=spec.get("vxlanMode"),
+    )

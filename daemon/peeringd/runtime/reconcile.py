@@ -1,0 +1,230 @@
+"""One reconcile pass: observe, plan, guard, apply, verify, report.
+
+The one function behind ``apply``, ``run``, the lab and the tests. Each system
+(Calico, every ADC) is observed and applied on its own: one that is down is
+reported and the others are still reconciled. An ADC whose configuration failed
+gets no Calico peer pointing at it in the same pass. A 409 from the API server
+re-reads and re-plans instead of overwriting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import structlog
+
+from peeringd.adapters.calico import Calico
+from peeringd.adapters.device import Device
+from peeringd.adapters.statefile import LoadedState
+from peeringd.core import guards, live
+from peeringd.core.plan import CALICO, Change, PeerChange, Plan, plan
+from peeringd.errors import CalicoConflict, PeeringdError, VerificationFailed
+from peeringd.runtime import report
+
+__all__ = ["Outcome", "Report", "Systems", "reconcile"]
+
+_CONFLICT_RETRIES = 3
+
+log = structlog.get_logger("peeringd")
+
+
+@dataclass
+class Systems:
+    """The connections a pass uses, kept open across passes.
+
+    ``calico`` is None when Calico is not reconciled (``--only adc``); ADCs of the
+    file missing from ``devices`` are not reconciled (``--only calico``).
+    """
+
+    calico: Calico | None
+    devices: Mapping[str, Device] = field(default_factory=dict)
+
+    def close(self) -> None:
+        for device in self.devices.values():
+            device.close()
+        if self.calico is not None:
+            self.calico.close()
+
+
+class Outcome(StrEnum):
+    CONVERGED = "converged"  # live matches the file (after applying, verified)
+    DRIFT = "drift"  # changes are pending and were not applied (plan, observe mode)
+    REFUSED = "refused"  # a guard refused the plan; nothing was applied
+    FAILED = "failed"  # a system could not be observed, changed or verified
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one pass saw and did."""
+
+    outcome: Outcome
+    planned: Plan
+    refusals: tuple[guards.Refusal, ...]
+    applied: tuple[Change, ...]
+    errors: tuple[tuple[str, PeeringdError], ...]
+    observed: live.LiveState
+
+    @property
+    def transient(self) -> bool:
+        """Whether every error may go away by itself (worth retrying soon)."""
+        return all(error.transient for _, error in self.errors)
+
+
+def reconcile(
+    loaded: LoadedState,
+    systems: Systems,
+    *,
+    apply: bool = True,
+    confirm: Callable[[Plan, tuple[guards.Refusal, ...]], bool] | None = None,
+    revision: str | None = None,
+) -> Report:
+    """Run one pass. With ``apply`` False (or ``policy.mode: observe``) nothing is changed.
+
+    ``confirm`` is asked before anything is applied (the CLI's prompt); ``revision``
+    is the git revision of the file, written into every change event.
+    """
+    state = loaded.state
+    enforce = apply and state.policy.mode == "enforce"
+    for attempt in range(_CONFLICT_RETRIES):
+        observed, errors = _observe(loaded, systems)
+        planned = plan(state, observed)
+        refusals = guards.check(state, observed, planned)
+        if not enforce or not planned.changes:
+            return _report_unapplied(planned, refusals, errors, observed)
+        if refusals or planned.errors:
+            for refusal in refusals:
+                log.warning(
+                    "plan refused", target=refusal.target, policy=refusal.policy, reason=refusal.message
+                )
+            outcome = Outcome.REFUSED if refusals else Outcome.FAILED
+            return Report(outcome, planned, refusals, (), tuple(errors.items()), observed)
+        if confirm is not None and not confirm(planned, refusals):
+            return Report(Outcome.DRIFT, planned, refusals, (), tuple(errors.items()), observed)
+        applied, apply_errors = _apply(loaded, systems, planned, errors, revision)
+        conflicted = any(isinstance(error, CalicoConflict) for error in apply_errors.values())
+        if conflicted and attempt + 1 < _CONFLICT_RETRIES:
+            log.info("conflict: re-reading and re-planning", attempt=attempt + 1)
+            continue
+        errors.update(apply_errors)
+        return _verify(loaded, systems, planned, applied, errors)
+    raise AssertionError("unreachable: the last attempt always returns")
+
+
+def _report_unapplied(
+    planned: Plan,
+    refusals: tuple[guards.Refusal, ...],
+    errors: dict[str, PeeringdError],
+    observed: live.LiveState,
+) -> Report:
+    outcome = Outcome.FAILED if errors else Outcome.DRIFT if planned.changes else Outcome.CONVERGED
+    return Report(outcome, planned, refusals, (), tuple(errors.items()), observed)
+
+
+def _observe(loaded: LoadedState, systems: Systems) -> tuple[live.LiveState, dict[str, PeeringdError]]:
+    errors: dict[str, PeeringdError] = {}
+    calico = None
+    if systems.calico is not None:
+        try:
+            calico = systems.calico.observe(loaded.state.cluster.nodes.selector)
+        except PeeringdError as error:
+            errors[CALICO] = error
+            log.error("observe failed", target=CALICO, error=str(error), transient=error.transient)
+    devices = []
+    for name, device in systems.devices.items():
+        try:
+            devices.append(device.observe())
+        except PeeringdError as error:
+            errors[name] = error
+            log.error("observe failed", target=name, error=str(error), transient=error.transient)
+    return live.LiveState(calico=calico, adcs=tuple(devices)), errors
+
+
+def _apply(
+    loaded: LoadedState,
+    systems: Systems,
+    planned: Plan,
+    errors: Mapping[str, PeeringdError],
+    revision: str | None,
+) -> tuple[tuple[Change, ...], dict[str, PeeringdError]]:
+    """Apply each target's changes in the plan's order; a failing target does not stop the others."""
+    applied: list[Change] = []
+    failures: dict[str, PeeringdError] = {}
+    context = {"state_hash": loaded.sha256, "git_revision": revision}
+    for target in planned.targets:
+        changes = planned.for_target(target)
+        try:
+            if target == CALICO:
+                assert systems.calico is not None
+                waiting = set(errors) | set(failures)
+                changes = _peers_not_waiting_for(changes, waiting)
+                done = systems.calico.apply(
+                    changes, cluster=loaded.state.cluster.name, state_hash=loaded.sha256
+                )
+                applied += _logged(done, context)
+            else:
+                device = systems.devices[target]
+                applied += _logged(device.apply(changes), context)
+                adc = loaded.state.adc(target)
+                if adc is not None and adc.save_config:
+                    device.save()
+                    log.info("device configuration saved", target=target)
+        except PeeringdError as error:
+            failures[target] = error
+            log.error("apply failed", target=target, error=str(error), transient=error.transient)
+    return tuple(applied), failures
+
+
+def _peers_not_waiting_for(changes: tuple[Change, ...], failed: Iterable[str]) -> tuple[Change, ...]:
+    """A BGPPeer is created or updated only once its ADC is configured: never point nodes at
+    an ADC that does not expect them (calico-node counts a down peer against readiness)."""
+    blocked = set(failed)
+    kept = []
+    for change in changes:
+        if isinstance(change, PeerChange) and change.after is not None and change.name in blocked:
+            log.warning("BGPPeer waits for its ADC", target=CALICO, peer=change.name)
+            continue
+        kept.append(change)
+    return tuple(kept)
+
+
+def _logged(changes: Iterable[Change], context: Mapping[str, Any]) -> list[Change]:
+    """Each applied change as one event: side, target, object, action, before, after."""
+    done = []
+    for change in changes:
+        log.info(
+            "change applied",
+            side=CALICO if change.target == CALICO else "adc",
+            target=change.target,
+            object=report.subject(change),
+            action=str(change.action),
+            **change.model_dump(mode="json", include={"before", "after"}),
+            **context,
+        )
+        done.append(change)
+    return done
+
+
+def _verify(
+    loaded: LoadedState,
+    systems: Systems,
+    planned: Plan,
+    applied: tuple[Change, ...],
+    errors: dict[str, PeeringdError],
+) -> Report:
+    """Observe again: every target whose changes all applied must now plan nothing."""
+    observed, observe_errors = _observe(loaded, systems)
+    errors.update(observe_errors)
+    remaining = plan(loaded.state, observed)
+    for target in planned.targets:
+        if target in errors:
+            continue
+        if left := remaining.for_target(target):
+            errors[target] = VerificationFailed(
+                f"{target}: still differs after applying: {', '.join(report.describe(c) for c in left)}"
+            )
+            log.error("verification failed", target=target, error=str(errors[target]))
+    outcome = Outcome.FAILED if errors else Outcome.CONVERGED
+    return Report(outcome, planned, (), applied, tuple(errors.items()), observed)

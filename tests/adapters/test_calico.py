@@ -1,0 +1,241 @@
+"""The Calico adapter against a Kubernetes API server over HTTP, with the real client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from peeringd.adapters import calico
+from peeringd.core import live, ownership
+from peeringd.core.plan import Action, ConfigurationChange, ConfigurationSpec, PeerChange, PeerSpec
+from peeringd.errors import (
+    CalicoConflict,
+    CalicoForbidden,
+    CalicoNotInstalled,
+    CalicoUnavailable,
+    KubeconfigError,
+)
+from tests.conftest import Cluster
+
+
+@pytest.fixture
+def connected(cluster: Cluster) -> Iterator[calico.Calico]:
+    with calico.Calico.connect(cluster.kubeconfig) as side:
+        yield side
+
+
+def create(name: str, peer_ip: str = "10.0.0.100", as_number: int = 500) -> PeerChange:
+    return PeerChange(
+        action=Action.CREATE, name=name, before=None, after=PeerSpec(peer_ip=peer_ip, as_number=as_number)
+    )
+
+
+def test_observe_is_four_requests_whatever_the_cluster_size(
+    cluster: Cluster, connected: calico.Calico
+) -> None:
+    connected.observe()  # discovery happens once per connection
+    cluster.server.clear_journal()
+    for index in range(50):
+        cluster.add_node(f"extra-{index}", f"10.0.1.{index + 1}")
+    cluster.server.clear_journal()
+    snapshot = connected.observe()
+
+    assert len(snapshot.nodes) == 53
+    assert [(e.verb, e.resource) for e in cluster.server.journal] == [
+        ("list", "nodes"),
+        ("list", "bgppeers"),
+        ("get", "bgpconfigurations"),
+        ("list", "ippools"),
+    ]
+
+
+def test_observe_reads_nodes_pools_and_the_missing_default_configuration(connected: calico.Calico) -> None:
+    snapshot = connected.observe()
+
+    assert snapshot.api_group == "crd.projectcalico.org/v1"
+    assert snapshot.configuration is None
+    assert snapshot.nodes[0] == live.Node(
+        name="node-1", ipv4_address_annotation="10.0.0.11/24", internal_ips=("10.0.0.11",)
+    )
+    assert [(p.name, p.cidr) for p in snapshot.pools] == [("default-ipv4-ippool", "192.168.0.0/16")]
+
+
+def test_the_label_selector_is_applied_by_the_server(cluster: Cluster, connected: calico.Calico) -> None:
+    cluster.add_node("edge-1", "10.0.0.50", role="edge")
+
+    assert [n.name for n in connected.observe("role=edge").nodes] == ["edge-1"]
+    assert cluster.server.journal[-4].query.get("labelSelector") == "role=edge"
+
+
+def test_created_peers_carry_the_ownership_marks(cluster: Cluster, connected: calico.Calico) -> None:
+    list(connected.apply((create("adc-1"),), cluster="prod-1", state_hash="abc123"))
+    stored = cluster.server.get(cluster.resource("bgppeers"), "adc-1")
+    assert stored is not None
+
+    assert stored["spec"] == {"peerIP": "10.0.0.100", "asNumber": 500}
+    assert stored["metadata"]["labels"] == {ownership.MANAGED_BY_LABEL: "peeringd"}
+    assert stored["metadata"]["annotations"] == {
+        ownership.CLUSTER_ANNOTATION: "prod-1",
+        ownership.STATE_HASH_ANNOTATION: "abc123",
+    }
+    assert ownership.owns_peer(connected.observe().peers[0], "prod-1")
+
+
+def test_update_patches_only_owned_fields_with_the_version_read(
+    cluster: Cluster, connected: calico.Calico
+) -> None:
+    list(connected.apply((create("adc-1"),), cluster="prod-1", state_hash="h1"))
+    stored = cluster.server.get(cluster.resource("bgppeers"), "adc-1")
+    assert stored is not None
+    stored["spec"]["keepaliveTime"] = "30s"  # a field someone else owns
+    cluster.server.put(stored)
+    (peer,) = connected.observe().peers
+    update = PeerChange(
+        action=Action.UPDATE,
+        name="adc-1",
+        before=PeerSpec(peer_ip="10.0.0.100", as_number=500),
+        after=PeerSpec(peer_ip="10.0.0.101", as_number=500),
+        resource_version=peer.resource_version,
+    )
+    list(connected.apply((update,), cluster="prod-1", state_hash="h2"))
+    after = cluster.server.get(cluster.resource("bgppeers"), "adc-1")
+    assert after is not None
+
+    assert after["spec"] == {"peerIP": "10.0.0.101", "asNumber": 500, "keepaliveTime": "30s"}
+    assert after["metadata"]["annotations"][ownership.STATE_HASH_ANNOTATION] == "h2"
+
+
+def test_a_stale_resource_version_is_a_conflict(cluster: Cluster, connected: calico.Calico) -> None:
+    list(connected.apply((create("adc-1"),), cluster="prod-1", state_hash="h"))
+    (peer,) = connected.observe().peers
+    stale = PeerChange(
+        action=Action.DELETE,
+        name="adc-1",
+        before=PeerSpec(peer_ip="10.0.0.100", as_number=500),
+        after=None,
+        resource_version=str(int(peer.resource_version) - 1),
+    )
+    with pytest.raises(
+        CalicoConflict, match=r"delete bgppeers\.crd\.projectcalico\.org adc-1: changed since"
+    ):
+        list(connected.apply((stale,), cluster="prod-1", state_hash="h"))
+    assert cluster.server.get(cluster.resource("bgppeers"), "adc-1") is not None
+
+
+def test_configuration_keeps_fields_the_file_does_not_own(cluster: Cluster, connected: calico.Calico) -> None:
+    cluster.server.put(
+        {
+            "apiVersion": cluster.group,
+            "kind": "BGPConfiguration",
+            "metadata": {"name": "default"},
+            "spec": {"serviceClusterIPs": [{"cidr": "10.96.0.0/12"}], "logSeverityScreen": "Info"},
+        }
+    )
+    current = connected.observe().configuration
+    assert current is not None
+    change = ConfigurationChange(
+        action=Action.UPDATE,
+        before=ConfigurationSpec(),
+        after=ConfigurationSpec(as_number=64512, node_to_node_mesh=False),
+        resource_version=current.resource_version,
+    )
+    list(connected.apply((change,), cluster="prod-1", state_hash="h"))
+    stored = cluster.server.get(cluster.resource("bgpconfigurations"), "default")
+    assert stored is not None
+
+    expected = {
+        "serviceClusterIPs": [{"cidr": "10.96.0.0/12"}],
+        "logSeverityScreen": "Info",
+        "asNumber": 64512,
+        "nodeToNodeMeshEnabled": False,
+    }
+    assert expected == {key: stored["spec"].get(key) for key in expected}
+
+
+@pytest.mark.parametrize(
+    ("mode", "group"), [("v3", "projectcalico.org/v3"), ("both", "projectcalico.org/v3")]
+)
+def test_the_v3_api_is_preferred_when_served(
+    cluster_factory: Callable[..., Cluster], mode: str, group: str
+) -> None:
+    started = cluster_factory(mode)
+    with calico.Calico.connect(started.kubeconfig) as side:
+        list(side.apply((create("adc-1"),), cluster="prod-1", state_hash="h"))
+
+        assert side.api_group == group
+        assert started.server.get("bgppeers.projectcalico.org", "adc-1") is not None
+
+
+def test_calico_not_installed_says_so(cluster_factory: Callable[..., Cluster]) -> None:
+    started = cluster_factory("none")
+    with calico.Calico.connect(started.kubeconfig) as side, pytest.raises(CalicoNotInstalled) as caught:
+        side.observe()
+
+    assert str(caught.value) == (
+        f"{started.server.url} serves neither projectcalico.org/v3 nor crd.projectcalico.org/v1: "
+        "is Calico installed?"
+    )
+
+
+def test_forbidden_names_the_rule_to_add(cluster: Cluster, connected: calico.Calico) -> None:
+    cluster.server.inject_fault("list", "bgppeers", status=403)
+    with pytest.raises(CalicoForbidden) as caught:
+        connected.observe()
+
+    assert str(caught.value) == (
+        'not allowed to list bgppeers.crd.projectcalico.org: add the rule {apiGroups: ["crd.projectcalico.org"], '
+        'resources: ["bgppeers"], verbs: ["list"]} to the daemon\'s ClusterRole (`peeringd rbac` prints the whole role)'
+    )
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_errors_are_transient(cluster: Cluster, connected: calico.Calico, status: int) -> None:
+    cluster.server.inject_fault("list", "ippools", status=status)
+    with pytest.raises(CalicoUnavailable) as caught:
+        connected.observe()
+
+    assert caught.value.transient
+    assert f"list ippools.crd.projectcalico.org: the API server failed ({status})" in str(caught.value)
+
+
+def test_an_unreachable_server_is_transient(cluster: Cluster) -> None:
+    with calico.Calico.connect(cluster.kubeconfig) as side:
+        cluster.server.stop()
+        with pytest.raises(CalicoUnavailable, match="did not answer"):
+            side.observe()
+
+
+def test_a_missing_kubeconfig_is_named(tmp_path: Path) -> None:
+    with pytest.raises(KubeconfigError, match=f"cannot use kubeconfig {tmp_path}/absent"):
+        calico.Calico.connect(tmp_path / "absent")
+
+
+def test_the_rbac_manifest_allows_every_request_a_pass_makes(
+    cluster: Cluster, connected: calico.Calico
+) -> None:
+    """Least privilege: each (group, resource, verb) the adapter used is granted, by one rule."""
+    list(connected.apply((create("adc-1"),), cluster="prod-1", state_hash="h"))
+    (peer,) = connected.observe().peers
+    delete = PeerChange(
+        action=Action.DELETE,
+        name="adc-1",
+        before=PeerSpec(peer_ip="10.0.0.100", as_number=500),
+        after=None,
+        resource_version=peer.resource_version,
+    )
+    list(connected.apply((delete,), cluster="prod-1", state_hash="h"))
+    documents = list(YAML(typ="safe").load_all(calico.rbac_manifest()))
+    (role,) = [d for d in documents if d["kind"] == "ClusterRole"]
+    granted = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    used = {(e.group or "", e.resource, e.verb) for e in cluster.server.journal if e.resource}
+
+    assert used <= granted, used - granted
