@@ -259,6 +259,7 @@ class TestOwnership:
                 name="adc-old",
                 before=PeerSpec(peer_ip="10.0.0.99", as_number=500),
                 after=None,
+                resource_version="7",
             ),
         )
 

@@ -228,7 +228,13 @@ def _calico_changes(
     for peer in calico.peers:
         if ownership.owns_peer(peer, cluster) and peer.name not in wanted:
             deletions.append(
-                PeerChange(action=Action.DELETE, name=peer.name, before=_peer_spec(peer), after=None)
+                PeerChange(
+                    action=Action.DELETE,
+                    name=peer.name,
+                    before=_peer_spec(peer),
+                    after=None,
+                    resource_version=peer.resource_version,
+                )
             )
     for name, spec in wanted.items():
         existing = by_name.get(name)
