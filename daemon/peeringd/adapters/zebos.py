@@ -41,6 +41,7 @@ __all__ = [
     "parse_bgp_summary",
     "parse_running_config",
     "render",
+    "unmet",
 ]
 
 # A description may reach the device only from this charset: no space, quote or control.
@@ -226,6 +227,33 @@ def _steps(changes: tuple[Change, ...], dialect: Dialect, router_as: int | None)
                 raise RenderError(f"not a device change: {change!r}")
     if inside:
         yield Step((dialect.stanza_end,))
+
+
+def unmet(changes: tuple[Change, ...], running: RunningConfig) -> tuple[Change, ...]:
+    """The changes ``running`` does not show: what a device accepted but did not do."""
+    return tuple(change for change in changes if not _holds(change, running))
+
+
+def _holds(change: Change, running: RunningConfig) -> bool:
+    match change:
+        case RouterChange(after=after):
+            return running.router_as == after
+        case NeighbourChange(address=address, after=after):
+            found = next((n for n in running.neighbours if n.address == address), None)
+            if after is None:
+                return found is None
+            return found is not None and (found.remote_as, found.description) == (
+                after.remote_as,
+                after.description,
+            )
+        case MaxPathsChange(after=after):
+            return all(
+                wanted is None or wanted == getattr(running.max_paths, kind)
+                for kind, wanted in (("ebgp", after.ebgp), ("ibgp", after.ibgp))
+            )
+        case RouteInstallChange(after=after):
+            return running.route_install == after
+    return True
 
 
 def _router_lines(change: NeighbourChange | MaxPathsChange, dialect: Dialect) -> Iterator[str]:

@@ -177,6 +177,14 @@ class Plan(_Frozen):
     def for_target(self, target: str) -> tuple[Change, ...]:
         return tuple(change for change in self.changes if change.target == target)
 
+    def restricted(self, targets: frozenset[str]) -> Plan:
+        """The part of the plan for ``targets`` only; findings about others are dropped too."""
+        return Plan(
+            changes=tuple(c for c in self.changes if c.target in targets),
+            findings=tuple(f for f in self.findings if f.target in targets),
+            unobserved=tuple(t for t in self.unobserved if t in targets),
+        )
+
     @property
     def targets(self) -> tuple[str, ...]:
         """Targets with changes, in the order they are applied."""

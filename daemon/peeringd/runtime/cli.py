@@ -172,15 +172,10 @@ def _connect(
     loaded: statefile.LoadedState, kubeconfig: Path | None, context: str | None, only: str | None
 ) -> Iterator[reconcile.Systems]:
     """The systems the command reconciles; ``--only`` leaves the other side alone."""
-    calico_side = None
-    if only in (None, "calico"):
-        try:
-            calico_side = calico.Calico.connect(
-                kubeconfig, context or loaded.state.cluster.kubeconfig_context
-            )
-        except PeeringdError as error:
-            _fail(error)
-    systems = reconcile.Systems(calico=calico_side)
+    try:
+        systems = reconcile.Systems.connect(loaded, kubeconfig=kubeconfig, context=context, only=only)
+    except PeeringdError as error:
+        _fail(error)
     try:
         yield systems
     finally:
@@ -207,7 +202,11 @@ def _print_report(result: reconcile.Report, output: str) -> None:
 
 def _print_errors(result: reconcile.Report) -> None:
     for target, error in result.errors:
-        click.echo(f"error: {target}: {error}", err=True)
+        message = str(error)
+        # Device errors already start with the device's name.
+        click.echo(
+            f"error: {message if message.startswith(f'{target}: ') else f'{target}: {message}'}", err=True
+        )
 
 
 @main.command()

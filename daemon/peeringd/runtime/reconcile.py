@@ -12,16 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from peeringd.adapters.calico import Calico
 from peeringd.adapters.device import Device
+from peeringd.adapters.netscaler import NetScaler
 from peeringd.adapters.statefile import LoadedState
 from peeringd.core import guards, live
 from peeringd.core.plan import CALICO, Change, PeerChange, Plan, plan
-from peeringd.errors import CalicoConflict, PeeringdError, VerificationFailed
+from peeringd.errors import CalicoConflict, PeeringdError, StateFileError, VerificationFailed
 from peeringd.runtime import report
 
 __all__ = ["Outcome", "Report", "Systems", "reconcile"]
@@ -35,12 +37,46 @@ log = structlog.get_logger("peeringd")
 class Systems:
     """The connections a pass uses, kept open across passes.
 
-    ``calico`` is None when Calico is not reconciled (``--only adc``); ADCs of the
-    file missing from ``devices`` are not reconciled (``--only calico``).
+    ``calico`` is None when Calico is not observed (``--only calico`` still observes it;
+    ``--only adc`` too, read-only, because the nodes it lists are the ADCs' neighbours).
+    ADCs missing from ``devices`` are not observed. Only targets in ``scope`` (all when
+    None) are changed.
     """
 
     calico: Calico | None
     devices: Mapping[str, Device] = field(default_factory=dict)
+    scope: frozenset[str] | None = None
+
+    @classmethod
+    def connect(
+        cls,
+        loaded: LoadedState,
+        *,
+        kubeconfig: Path | None = None,
+        context: str | None = None,
+        only: str | None = None,
+    ) -> Systems:
+        """The systems of the file, ``only`` "calico" or "adc" if asked. Device sessions open
+        on first use; the files they need are checked now, each problem naming its line."""
+        state = loaded.state
+        devices: dict[str, Device] = {}
+        if only in (None, "adc"):
+            problems = [
+                loaded.locate(("adcs", index, "ssh", field), f"{path} does not exist")
+                for index, adc in enumerate(state.adcs)
+                for field, path in (
+                    ("passwordFile", adc.ssh.password_file),
+                    ("keyFile", adc.ssh.key_file),
+                    ("knownHostsFile", adc.ssh.known_hosts_file),
+                )
+                if path is not None and not path.is_file()
+            ]
+            if problems:
+                raise StateFileError(problems)
+            devices = {adc.name: NetScaler(adc) for adc in state.adcs}
+        calico = Calico.connect(kubeconfig, context or state.cluster.kubeconfig_context)
+        scope = {None: None, "calico": frozenset({CALICO}), "adc": frozenset(devices)}[only]
+        return cls(calico=calico, devices=devices, scope=scope)
 
     def close(self) -> None:
         for device in self.devices.values():
@@ -91,6 +127,8 @@ def reconcile(
     for attempt in range(_CONFLICT_RETRIES):
         observed, errors = _observe(loaded, systems)
         planned = plan(state, observed)
+        if systems.scope is not None:
+            planned = planned.restricted(systems.scope)
         refusals = guards.check(state, observed, planned)
         if not enforce or not planned.changes:
             return _report_unapplied(planned, refusals, errors, observed)
@@ -218,6 +256,8 @@ def _verify(
     observed, observe_errors = _observe(loaded, systems)
     errors.update(observe_errors)
     remaining = plan(loaded.state, observed)
+    if systems.scope is not None:
+        remaining = remaining.restricted(systems.scope)
     for target in planned.targets:
         if target in errors:
             continue

@@ -1,0 +1,109 @@
+"""Whole passes from the command line: Calico through the API server, the ADC over SSH."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from peeringd.runtime.lab.nssim import NetScalerSimulator, write_known_hosts
+from tests.conftest import Cluster
+from tests.runtime.test_cli import peeringd
+
+STATE = """\
+apiVersion: peeringd/v1
+kind: PeeringState
+cluster:
+  name: prod-1
+  podCIDR: 192.168.0.0/16
+  asNumber: 64512
+adcs:
+  - name: adc-1
+    asNumber: 500
+    peerIP: 10.0.0.100
+    maxPaths: {{ebgp: 8, ibgp: 8}}
+    ssh:
+      host: 127.0.0.1
+      port: {port}
+      username: nsroot
+      passwordFile: adc-1.password
+      knownHostsFile: known_hosts
+"""
+
+
+def neighbours(adc: NetScalerSimulator) -> list[str]:
+    router = adc.running().zebos.bgp
+    return sorted(router.neighbors) if router else []
+
+
+@pytest.fixture
+def adc(tmp_path: Path) -> Iterator[NetScalerSimulator]:
+    with NetScalerSimulator(host_key_path=tmp_path / "host-key") as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def state_file(tmp_path: Path, adc: NetScalerSimulator) -> Path:
+    (tmp_path / "adc-1.password").write_text(adc.password + "\n")
+    write_known_hosts(tmp_path / "known_hosts", [adc])
+    path = tmp_path / "peering.yaml"
+    path.write_text(STATE.format(port=adc.port))
+    return path
+
+
+def test_apply_converges_both_sides_and_a_second_plan_is_empty(
+    cluster: Cluster, adc: NetScalerSimulator, state_file: Path
+) -> None:
+    applied = peeringd("apply", "--yes", "-f", state_file, "--kubeconfig", cluster.kubeconfig)
+    again = peeringd("plan", "-f", state_file, "--kubeconfig", cluster.kubeconfig)
+
+    assert (applied.returncode, again.returncode) == (0, 0), applied.stdout + applied.stderr
+    assert "Applied 8 changes; converged." in applied.stdout
+    assert neighbours(adc) == ["10.0.0.11", "10.0.0.12", "10.0.0.13"]
+    assert adc.saved().features["BGP"]
+    assert cluster.server.get(cluster.resource("bgppeers"), "adc-1") is not None
+
+
+def test_only_adc_reads_calico_and_changes_only_the_adc(
+    cluster: Cluster, adc: NetScalerSimulator, state_file: Path
+) -> None:
+    result = peeringd("apply", "--yes", "--only", "adc", "-f", state_file, "--kubeconfig", cluster.kubeconfig)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert neighbours(adc) == ["10.0.0.11", "10.0.0.12", "10.0.0.13"]
+    assert cluster.server.objects(cluster.resource("bgppeers")) == []
+
+
+def test_an_unreachable_adc_gets_no_bgppeer_pointing_at_it(
+    cluster: Cluster, adc: NetScalerSimulator, state_file: Path
+) -> None:
+    port = adc.port
+    adc.stop()
+    result = peeringd("apply", "--yes", "-f", state_file, "--kubeconfig", cluster.kubeconfig)
+
+    assert result.returncode == 1
+    assert f"error: adc-1: cannot connect to 127.0.0.1:{port}" in result.stderr
+    assert cluster.server.objects(cluster.resource("bgppeers")) == []
+
+
+def test_a_missing_password_file_names_its_line(cluster: Cluster, state_file: Path) -> None:
+    (state_file.parent / "adc-1.password").unlink()
+    result = peeringd("plan", "-f", state_file, "--kubeconfig", cluster.kubeconfig)
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"{state_file}:16:21: adcs[0].ssh.passwordFile: {state_file.parent}/adc-1.password does not exist\n"
+    )
+
+
+def test_observe_mode_reports_drift_and_changes_nothing(
+    cluster: Cluster, adc: NetScalerSimulator, state_file: Path
+) -> None:
+    state_file.write_text(state_file.read_text() + "policy:\n  mode: observe\n")
+    result = peeringd("apply", "--yes", "-f", state_file, "--kubeconfig", cluster.kubeconfig)
+
+    assert result.returncode == 2
+    assert "+ router bgp 500" in result.stdout
+    assert not any("router bgp" in entry.text for entry in adc.journal())
+    assert cluster.server.objects(cluster.resource("bgppeers")) == []
