@@ -15,6 +15,7 @@ Every client or transport exception becomes a ``peeringd.errors`` type here.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 
 import kubernetes.client
 import kubernetes.config
+import kubernetes.watch
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
@@ -62,6 +64,10 @@ class _Kind:
 BGP_PEERS = _Kind("bgppeers", "BGPPeer")
 BGP_CONFIGURATIONS = _Kind("bgpconfigurations", "BGPConfiguration")
 IP_POOLS = _Kind("ippools", "IPPool")
+NODE_STATUSES = _Kind("caliconodestatuses", "CalicoNodeStatus")
+# How often calico-node refreshes the statuses peeringd asks for: often enough for
+# `peeringd status`, rarely enough to keep the load of many nodes modest.
+STATUS_UPDATE_SECONDS = 10
 
 
 def rbac_manifest() -> str:
@@ -137,17 +143,7 @@ class Calico:
     def observe(self, selector: str = "") -> live.CalicoSnapshot:
         """Calico's live state in four requests; Nodes are those ``selector`` selects."""
         group = self.api_group
-        node_list = self._call(
-            "list",
-            "nodes",
-            lambda: self._raw(
-                self._core.list_node(
-                    label_selector=selector or None,
-                    _preload_content=False,
-                    _request_timeout=REQUEST_TIMEOUT,
-                )
-            ),
-        )
+        node_list, _ = self.list_nodes(selector)
         peers = self._list(BGP_PEERS)
         configuration = self._get_configuration()
         pools = self._list(IP_POOLS)
@@ -155,9 +151,104 @@ class Calico:
             api_group=group,
             configuration=configuration,
             peers=tuple(_peer(item) for item in peers),
-            nodes=tuple(_node(item) for item in node_list["items"]),
+            nodes=node_list,
             pools=tuple(_pool(item) for item in pools),
         )
+
+    def list_nodes(self, selector: str = "") -> tuple[tuple[live.Node, ...], str]:
+        """The Nodes ``selector`` selects, and the list's resourceVersion to watch from."""
+        document = self._call(
+            "list",
+            "nodes",
+            lambda: self._raw(
+                self._core.list_node(
+                    label_selector=selector or None, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+                )
+            ),
+        )
+        nodes = tuple(_node(item) for item in document["items"])
+        return nodes, str(document["metadata"].get("resourceVersion", ""))
+
+    def watch_nodes(
+        self, selector: str, resource_version: str, *, timeout_seconds: int = 60
+    ) -> Iterator[tuple[str, live.Node]]:
+        """Changes to the selected Nodes after ``resource_version``: (ADDED|MODIFIED|DELETED, node).
+
+        Ends when the server closes the watch (after ``timeout_seconds``); a too old
+        resourceVersion raises CalicoConflict, meaning: list again.
+        """
+        stream = kubernetes.watch.Watch().stream(
+            self._core.list_node,
+            label_selector=selector or None,
+            resource_version=resource_version,
+            timeout_seconds=timeout_seconds,
+            deserialize=False,
+            _request_timeout=(REQUEST_TIMEOUT[0], timeout_seconds + REQUEST_TIMEOUT[1]),
+        )
+        try:
+            for event in stream:
+                if event["type"] in {"ADDED", "MODIFIED", "DELETED"}:
+                    yield event["type"], _node(event["object"])
+        except ApiException as error:
+            if error.status == 410:
+                raise CalicoConflict(f"the node watch expired ({error.reason}); listing again") from None
+            raise self._translate(error, "watch", "nodes", "") from None
+        except urllib3.exceptions.HTTPError as error:
+            raise self._unavailable(error) from None
+
+    def node_statuses(self, nodes: tuple[str, ...], *, cluster: str) -> tuple[live.NodeStatus, ...]:
+        """calico-node's BGP view of each of ``nodes``, from CalicoNodeStatus objects.
+
+        peeringd owns one per node (named ``peeringd.<node>``): it creates those that are
+        missing (their status stays empty until calico-node reports) and deletes its own
+        for nodes no longer listed. One LIST when nothing changed.
+        """
+        group, version = self.api_group.split("/")
+        wanted = set(nodes)
+        found: dict[str, live.NodeStatus] = {}
+        for item in self._list(NODE_STATUSES):
+            metadata = item.get("metadata") or {}
+            ours = (metadata.get("labels") or {}).get(
+                ownership.MANAGED_BY_LABEL
+            ) == ownership.MANAGED_BY and (metadata.get("annotations") or {}).get(
+                ownership.CLUSTER_ANNOTATION
+            ) == cluster
+            node = (item.get("spec") or {}).get("node", "")
+            if ours and node not in wanted:
+                name = metadata["name"]
+                delete = functools.partial(
+                    self._custom.delete_cluster_custom_object,
+                    group,
+                    version,
+                    NODE_STATUSES.plural,
+                    name,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+                self._call("delete", NODE_STATUSES.plural, delete, name)
+            elif ours or node not in found:
+                found[node] = _node_status(node, item)
+        for node in sorted(wanted - set(found)):
+            body = {
+                "apiVersion": self.api_group,
+                "kind": NODE_STATUSES.kind,
+                "metadata": {
+                    "name": f"peeringd.{node}"[:253],
+                    "labels": {ownership.MANAGED_BY_LABEL: ownership.MANAGED_BY},
+                    "annotations": {ownership.CLUSTER_ANNOTATION: cluster},
+                },
+                "spec": {"node": node, "classes": ["BGP"], "updatePeriodSeconds": STATUS_UPDATE_SECONDS},
+            }
+            create = functools.partial(
+                self._custom.create_cluster_custom_object,
+                group,
+                version,
+                NODE_STATUSES.plural,
+                body,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+            self._call("create", NODE_STATUSES.plural, create, node)
+            found[node] = live.NodeStatus(node=node)
+        return tuple(found[node] for node in sorted(wanted))
 
     def apply(self, changes: tuple[Change, ...], *, cluster: str, state_hash: str) -> Iterator[Change]:
         """Apply Calico's changes in order, yielding each once the API server accepted it.
@@ -398,6 +489,24 @@ def _peer(item: dict[str, Any]) -> live.BGPPeer:
         labels=tuple(sorted((metadata.get("labels") or {}).items())),
         annotations=tuple(sorted((metadata.get("annotations") or {}).items())),
         resource_version=metadata.get("resourceVersion", ""),
+    )
+
+
+def _node_status(node: str, item: dict[str, Any]) -> live.NodeStatus:
+    status = item.get("status") or {}
+    peers = (status.get("bgp") or {}).get("peersV4") or []
+    return live.NodeStatus(
+        node=node,
+        peers=tuple(
+            live.PeerStatus(
+                peer_ip=peer.get("peerIP", ""),
+                type=peer.get("type", ""),
+                state=peer.get("state", ""),
+                since=peer.get("since"),
+            )
+            for peer in peers
+        ),
+        last_updated=status.get("lastUpdated"),
     )
 
 

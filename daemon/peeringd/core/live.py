@@ -21,6 +21,8 @@ __all__ = [
     "MaxPaths",
     "Neighbour",
     "Node",
+    "NodeStatus",
+    "PeerStatus",
     "Session",
 ]
 
@@ -119,6 +121,23 @@ class AdcSnapshot(_Frozen):
 
     def neighbour(self, address: ipaddress.IPv4Address) -> Neighbour | None:
         return next((n for n in self.neighbours if n.address == address), None)
+
+
+class PeerStatus(_Frozen):
+    """One BGP peer of a node as calico-node reports it in CalicoNodeStatus."""
+
+    peer_ip: str
+    type: str
+    state: str
+    since: str | None = None
+
+
+class NodeStatus(_Frozen):
+    """A node's BGP peers from its CalicoNodeStatus; ``peers`` empty until calico-node reports."""
+
+    node: str
+    peers: tuple[PeerStatus, ...] = ()
+    last_updated: str | None = None
 
 
 class LiveState(_Frozen):

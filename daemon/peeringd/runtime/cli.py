@@ -2,7 +2,8 @@
 
 Exit codes, the same for every command so scripts and git hooks can rely on
 them: 0 nothing to do / success, 1 error (bad file, unreachable system), 2
-changes pending (planned, or not applied), 3 a guard refused the plan.
+changes pending (planned, or not applied), 3 a guard refused the plan, 4 a
+desired BGP session is not Established on both ends (``status``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from peeringd.adapters import calico, statefile
 from peeringd.core import desired, guards, live
 from peeringd.core import plan as planning
 from peeringd.errors import PeeringdError, SnapshotError, StateFileError
-from peeringd.runtime import logs, reconcile, report, source
+from peeringd.runtime import daemon, logs, reconcile, report, sessions, source
 
 __all__ = ["main"]
 
@@ -29,6 +30,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_REFUSED = 3
+EXIT_SESSIONS_DOWN = 4
 
 _STATE_FILE = click.option(
     "-f",
@@ -144,6 +146,51 @@ _APPLY_EXIT = {
 @_STATE_FILE
 @_KUBECONFIG
 @_CONTEXT
+@click.option(
+    "--metrics-address",
+    metavar="HOST:PORT",
+    callback=lambda _, __, value: _address(value),
+    help="Serve /metrics and /healthz here (off by default).",
+)
+@click.option(
+    "--lock-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=daemon.default_lock_file,
+    show_default="$RUNTIME_DIRECTORY/peeringd.lock, else /run/peeringd/peeringd.lock",
+    help="Only one daemon may hold it: a second one exits 1, naming the first.",
+)
+def run(
+    state_file: Path,
+    kubeconfig: Path | None,
+    context: str | None,
+    metrics_address: tuple[str, int] | None,
+    lock_file: Path,
+) -> None:
+    """Reconcile continuously: every policy.interval, and at once when the file or the nodes change."""
+    logs.configure(sys.stdout)
+    options = daemon.Options(
+        state_file=state_file,
+        kubeconfig=kubeconfig,
+        context=context,
+        metrics_address=metrics_address,
+        lock_file=lock_file,
+    )
+    sys.exit(daemon.Daemon(options).run())
+
+
+def _address(value: str | None) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+@main.command()
+@_STATE_FILE
+@_KUBECONFIG
+@_CONTEXT
 @_ONLY
 def snapshot(state_file: Path, kubeconfig: Path | None, context: str | None, only: str | None) -> None:
     """Print the live state as JSON, for `plan --live` later or elsewhere."""
@@ -154,6 +201,27 @@ def snapshot(state_file: Path, kubeconfig: Path | None, context: str | None, onl
     if result.errors:
         _print_errors(result)
         sys.exit(EXIT_ERROR)
+
+
+@main.command()
+@_STATE_FILE
+@_KUBECONFIG
+@_CONTEXT
+@_OUTPUT
+def status(state_file: Path, kubeconfig: Path | None, context: str | None, output: str) -> None:
+    """Every desired BGP session from both ends: exit 0 all Established, 4 otherwise, 1 error."""
+    loaded = _load(state_file)
+    with _connect(loaded, kubeconfig, context, None) as systems:
+        rows, errors = sessions.collect(loaded, systems)
+    if output == "json":
+        click.echo(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
+    else:
+        click.echo(sessions.table(loaded.state, rows), nl=False)
+    for target, error in errors.items():
+        _print_error(target, error)
+    if errors:
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_OK if all(row.verdict == "established" for row in rows) else EXIT_SESSIONS_DOWN)
 
 
 @main.command()
@@ -202,11 +270,13 @@ def _print_report(result: reconcile.Report, output: str) -> None:
 
 def _print_errors(result: reconcile.Report) -> None:
     for target, error in result.errors:
-        message = str(error)
-        # Device errors already start with the device's name.
-        click.echo(
-            f"error: {message if message.startswith(f'{target}: ') else f'{target}: {message}'}", err=True
-        )
+        _print_error(target, error)
+
+
+def _print_error(target: str, error: PeeringdError) -> None:
+    message = str(error)
+    # Device errors already start with the device's name.
+    click.echo(f"error: {message if message.startswith(f'{target}: ') else f'{target}: {message}'}", err=True)
 
 
 @main.command()

@@ -26,7 +26,7 @@ from peeringd.core.plan import CALICO, Change, PeerChange, Plan, plan
 from peeringd.errors import CalicoConflict, PeeringdError, StateFileError, VerificationFailed
 from peeringd.runtime import report
 
-__all__ = ["Outcome", "Report", "Systems", "reconcile"]
+__all__ = ["Outcome", "Report", "Systems", "observe", "reconcile"]
 
 _CONFLICT_RETRIES = 3
 
@@ -125,7 +125,7 @@ def reconcile(
     state = loaded.state
     enforce = apply and state.policy.mode == "enforce"
     for attempt in range(_CONFLICT_RETRIES):
-        observed, errors = _observe(loaded, systems)
+        observed, errors = observe(loaded, systems)
         planned = plan(state, observed)
         if systems.scope is not None:
             planned = planned.restricted(systems.scope)
@@ -161,7 +161,8 @@ def _report_unapplied(
     return Report(outcome, planned, refusals, (), tuple(errors.items()), observed)
 
 
-def _observe(loaded: LoadedState, systems: Systems) -> tuple[live.LiveState, dict[str, PeeringdError]]:
+def observe(loaded: LoadedState, systems: Systems) -> tuple[live.LiveState, dict[str, PeeringdError]]:
+    """Every system's live state; one that fails is missing from it and named in the errors."""
     errors: dict[str, PeeringdError] = {}
     calico = None
     if systems.calico is not None:
@@ -253,7 +254,7 @@ def _verify(
     errors: dict[str, PeeringdError],
 ) -> Report:
     """Observe again: every target whose changes all applied must now plan nothing."""
-    observed, observe_errors = _observe(loaded, systems)
+    observed, observe_errors = observe(loaded, systems)
     errors.update(observe_errors)
     remaining = plan(loaded.state, observed)
     if systems.scope is not None:

@@ -1,0 +1,329 @@
+"""``peeringd run``: the reconcile pass, every interval and whenever something changed.
+
+apscheduler runs the pass every ``policy.interval`` (with jitter), never two at
+once. The state file's directory, the Nodes, and SIGHUP ask for a pass now; a
+request that arrives during a pass makes it run again right after. A failed
+pass is retried with capped exponential backoff. A state file that stops
+loading leaves the last good state in use, loudly. SIGTERM and SIGINT let the
+pass in flight finish (an ADC is never left mid-configuration), then exit 0.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+import structlog
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from peeringd.adapters.calico import Calico
+from peeringd.adapters.statefile import LoadedState
+from peeringd.core import status
+from peeringd.errors import LockHeld, PeeringdError
+from peeringd.runtime import reconcile, sessions
+from peeringd.runtime.metrics import Metrics
+from peeringd.runtime.notify import Notifier
+from peeringd.runtime.source import StateSource
+from peeringd.runtime.watch import FileWatcher, NodeWatcher
+
+__all__ = ["Daemon", "Options", "default_lock_file"]
+
+log = structlog.get_logger("peeringd")
+
+_JOB = "reconcile"
+_BACKOFF_START = 2.0
+# A pass running longer than this is stuck: stop feeding systemd's watchdog.
+_STUCK_AFTER = 600.0
+
+
+def _every(interval: int) -> IntervalTrigger:
+    # Jitter spreads the passes of many daemons that started together.
+    return IntervalTrigger(seconds=interval, jitter=max(1, interval // 10))
+
+
+def default_lock_file() -> Path:
+    """$RUNTIME_DIRECTORY/peeringd.lock under systemd, else /run/peeringd/peeringd.lock."""
+    runtime = os.environ.get("RUNTIME_DIRECTORY", "/run/peeringd").split(":")[0]
+    return Path(runtime) / "peeringd.lock"
+
+
+@dataclass(frozen=True)
+class Options:
+    state_file: Path
+    kubeconfig: Path | None = None
+    context: str | None = None
+    metrics_address: tuple[str, int] | None = None
+    lock_file: Path = Path("/run/peeringd/peeringd.lock")
+
+
+class Daemon:
+    """The long-running reconciler of one state file."""
+
+    def __init__(self, options: Options, *, notifier: Notifier | None = None) -> None:
+        self._options = options
+        self._source = StateSource(options.state_file)
+        self._notify = notifier or Notifier()
+        self._metrics = Metrics()
+        self._stopping = threading.Event()
+        self._wanted = threading.Event()  # a pass was asked for
+        self._state_lock = threading.Lock()
+        self._running_since: float | None = None
+        self._last_pass_end = time.monotonic()
+        self._failures = 0
+        self._ready = False
+        self._systems: reconcile.Systems | None = None
+        self._systems_for: str | None = None  # the state hash the systems were built for
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(1), "watchdog": ThreadPoolExecutor(1)},
+            timezone=UTC,
+        )
+
+    def run(self) -> int:
+        """Run until SIGTERM or SIGINT; the exit code (0 on a clean stop, 1 if it cannot start)."""
+        try:
+            lock = _lock(self._options.lock_file)
+        except (LockHeld, OSError) as error:
+            log.error("cannot start", error=str(error))
+            return 1
+        try:
+            if not self._source.reload():
+                log.error("cannot start: the state file does not load", error=str(self._source.error))
+                return 1
+            return self._serve()
+        finally:
+            os.close(lock)
+
+    def _serve(self) -> int:
+        loaded = self._current()
+        self._metrics.desired_state(loaded.sha256, self._source.revision)
+        stop_metrics = self._start_metrics()
+        files = FileWatcher(self._options.state_file, self._file_changed)
+        files.start()
+        nodes = self._start_node_watch()
+        self._install_signals()
+        self._scheduler.add_job(
+            self._pass,
+            _every(loaded.state.policy.interval),
+            id=_JOB,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
+        if (every := self._notify.watchdog_interval()) is not None:
+            self._scheduler.add_job(
+                self._feed_watchdog, IntervalTrigger(seconds=every), executor="watchdog", id="watchdog"
+            )
+        self._scheduler.start()
+        log.info("started", state_file=str(self._options.state_file), interval=loaded.state.policy.interval)
+        self._stopping.wait()
+        log.info("stopping: letting the pass in flight finish")
+        self._notify.send(stopping="1", status="stopping")
+        files.stop()
+        if nodes is not None:
+            nodes.stop()
+        self._scheduler.shutdown(wait=True)
+        if self._systems is not None:
+            self._systems.close()
+        if stop_metrics is not None:
+            stop_metrics()
+        log.info("stopped")
+        return 0
+
+    def _schedule(self, interval: int) -> None:
+        self._scheduler.reschedule_job(_JOB, trigger=_every(interval))
+        log.info("interval changed", interval=interval)
+
+    def _current(self) -> LoadedState:
+        loaded = self._source.last_good
+        assert loaded is not None, "the daemon starts only with a valid state file"
+        return loaded
+
+    def ask_for_pass(self, reason: str) -> None:
+        """Run a pass as soon as possible; during a pass, right after it."""
+        with self._state_lock:
+            self._wanted.set()
+            running = self._running_since is not None
+        log.info("pass requested", reason=reason)
+        if not running and not self._stopping.is_set():
+            self._scheduler.modify_job(_JOB, next_run_time=datetime.now(UTC))
+
+    def _pass(self) -> None:
+        while not self._stopping.is_set():
+            with self._state_lock:
+                self._wanted.clear()
+                self._running_since = time.monotonic()
+            try:
+                self._one_pass()
+            finally:
+                with self._state_lock:
+                    self._running_since = None
+                    self._last_pass_end = time.monotonic()
+                    again = self._wanted.is_set()
+            if not again:
+                return
+
+    def _one_pass(self) -> None:
+        loaded = self._current()
+        started = time.monotonic()
+        try:
+            systems = self._systems_for_state(loaded)
+        except PeeringdError as error:
+            log.error("pass failed", error=str(error))
+            self._after_failure(str(error))
+            return
+        result = reconcile.reconcile(loaded, systems, revision=self._source.revision)
+        self._metrics.record(result, time.monotonic() - started)
+        self._record_sessions(loaded, systems, result)
+        log.info(
+            "pass done",
+            outcome=str(result.outcome),
+            changes=len(result.planned.changes),
+            applied=len(result.applied),
+            errors={target: str(error) for target, error in result.errors},
+        )
+        if result.outcome in (reconcile.Outcome.FAILED, reconcile.Outcome.REFUSED):
+            reasons = [f"{t}: {e}" for t, e in result.errors] or [r.message for r in result.refusals]
+            self._after_failure("; ".join(reasons))
+        else:
+            self._failures = 0
+            self._status(
+                f"{result.outcome}: {len(loaded.state.adcs)} ADCs, {len(result.applied)} changes applied"
+            )
+        if not self._ready:
+            self._ready = True
+            self._notify.send(ready="1")
+
+    def _record_sessions(
+        self, loaded: LoadedState, systems: reconcile.Systems, result: reconcile.Report
+    ) -> None:
+        """Both ends of every desired session, for peeringd_bgp_session_up."""
+        calico = result.observed.calico
+        if calico is None:
+            return
+        try:
+            statuses = sessions.node_statuses(loaded.state, calico, systems)
+        except PeeringdError as error:
+            log.warning("no calico-node status", error=str(error))
+            return
+        self._metrics.sessions(status.rows(loaded.state, calico, statuses, result.observed.adcs))
+
+    def _systems_for_state(self, loaded: LoadedState) -> reconcile.Systems:
+        """The connections, rebuilt when the state changed (ADCs or credentials may have)."""
+        if self._systems is None or self._systems_for != loaded.sha256:
+            if self._systems is not None:
+                self._systems.close()
+                self._systems = None
+            self._systems = reconcile.Systems.connect(
+                loaded, kubeconfig=self._options.kubeconfig, context=self._options.context
+            )
+            self._systems_for = loaded.sha256
+        return self._systems
+
+    def _after_failure(self, reason: str) -> None:
+        self._failures += 1
+        interval = self._current().state.policy.interval
+        delay = min(_BACKOFF_START * 2 ** (self._failures - 1), float(interval))
+        delay *= random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not cryptography
+        self._status(f"failing ({self._failures} in a row, retry in {delay:.0f}s): {reason}")
+        if not self._stopping.is_set():
+            self._scheduler.modify_job(_JOB, next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
+
+    def _status(self, text: str) -> None:
+        if self._source.stale:
+            text = f"state file stale, using the last good one: {self._source.error}; {text}"
+        self._notify.send(status=text[:500])
+
+    def _file_changed(self) -> None:
+        interval = self._current().state.policy.interval
+        if self._source.reload():
+            loaded = self._current()
+            if loaded.state.policy.interval != interval:
+                self._schedule(loaded.state.policy.interval)
+            self._metrics.stale.set(0)
+            self._metrics.desired_state(loaded.sha256, self._source.revision)
+            log.info("state file changed", sha256=loaded.sha256, git_revision=self._source.revision)
+            self.ask_for_pass("state file changed")
+        elif self._source.stale:
+            self._metrics.stale.set(1)
+            log.error("state file does not load; keeping the last good state", error=str(self._source.error))
+            self._status("stale")
+        else:
+            self._metrics.stale.set(0)
+
+    def _reload(self) -> None:
+        self._notify.send(reloading="1", monotonic_usec=str(time.monotonic_ns() // 1000))
+        self._file_changed()
+        self._notify.send(ready="1")
+        self.ask_for_pass("SIGHUP")
+
+    def _start_node_watch(self) -> NodeWatcher | None:
+        try:
+            calico = Calico.connect(self._options.kubeconfig, self._options.context)
+        except PeeringdError as error:
+            log.error("no node watch", error=str(error))
+            return None
+        watcher = NodeWatcher(calico, lambda: self._current().state.cluster.nodes.selector, self.ask_for_pass)
+        watcher.start()
+        return watcher
+
+    def _start_metrics(self) -> Callable[[], None] | None:
+        if self._options.metrics_address is None:
+            return None
+        host, port = self._options.metrics_address
+        stop = self._metrics.serve(host, port, self._health)
+        log.info("serving metrics", address=f"{host}:{port}")
+        return stop
+
+    def _health(self) -> str | None:
+        """None when healthy, else why not."""
+        with self._state_lock:
+            running_since, last_end = self._running_since, self._last_pass_end
+        now = time.monotonic()
+        if running_since is not None and now - running_since > _STUCK_AFTER:
+            return f"a pass has been running for {now - running_since:.0f}s"
+        interval = self._current().state.policy.interval
+        if running_since is None and now - last_end > 3 * interval + _STUCK_AFTER:
+            return f"no pass for {now - last_end:.0f}s"
+        return None
+
+    def _feed_watchdog(self) -> None:
+        if self._health() is None:
+            self._notify.send(watchdog="1")
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, _: FrameType | None) -> None:
+            log.info("signal", signal=signal.Signals(signum).name)
+            self._stopping.set()
+
+        def hup(_: int, __: FrameType | None) -> None:
+            threading.Thread(target=self._reload, name="reload", daemon=True).start()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hup)
+
+
+def _lock(path: Path) -> int:
+    """An flock on ``path``, released by the kernel when the process ends (never stale)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(descriptor, 32).decode(errors="replace").strip() or "unknown"
+        os.close(descriptor)
+        raise LockHeld(f"another peeringd (pid {holder}) holds {path}") from None
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, f"{os.getpid()}\n".encode())
+    return descriptor

@@ -1,0 +1,126 @@
+"""Prometheus metrics and the health endpoint, served on an opt-in address.
+
+``/metrics`` is Prometheus' text format; ``/healthz`` answers 200 while passes
+keep happening and 503 with the reason when they stop (a pass stuck for too
+long, or none for three intervals).
+"""
+
+from __future__ import annotations
+
+import threading
+import wsgiref.simple_server
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from peeringd.core import status
+from peeringd.core.plan import CALICO
+from peeringd.runtime.reconcile import Report
+
+__all__ = ["Metrics"]
+
+Health = Callable[[], str | None]
+
+
+class Metrics:
+    """The daemon's metrics in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.passes = Counter(
+            "peeringd_reconcile", "Reconcile passes by outcome.", ["result"], registry=self.registry
+        )
+        self.duration = Histogram(
+            "peeringd_reconcile_duration_seconds",
+            "Wall time of a reconcile pass.",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=self.registry,
+        )
+        self.changes = Counter(
+            "peeringd_changes_applied",
+            "Changes applied, by side and action.",
+            ["side", "action"],
+            registry=self.registry,
+        )
+        self.drift = Gauge(
+            "peeringd_drift_items",
+            "Changes the last pass found between the file and live.",
+            registry=self.registry,
+        )
+        self.stale = Gauge(
+            "peeringd_config_stale",
+            "1 when the state file on disk does not load and the last good state is in use.",
+            registry=self.registry,
+        )
+        self.last_success = Gauge(
+            "peeringd_last_success_timestamp_seconds",
+            "When a pass last ended converged (Unix time).",
+            registry=self.registry,
+        )
+        self.state_info = Gauge(
+            "peeringd_desired_state_info",
+            "The desired state in use.",
+            ["sha256", "git_revision"],
+            registry=self.registry,
+        )
+        self.session_up = Gauge(
+            "peeringd_bgp_session_up",
+            "1 when both the ADC and calico-node report the session Established.",
+            ["adc", "neighbor", "node"],
+            registry=self.registry,
+        )
+        for result in ("converged", "drift", "refused", "failed"):
+            self.passes.labels(result)
+
+    def record(self, report: Report, seconds: float) -> None:
+        self.passes.labels(str(report.outcome)).inc()
+        self.duration.observe(seconds)
+        for change in report.applied:
+            side = CALICO if change.target == CALICO else "adc"
+            self.changes.labels(side, str(change.action)).inc()
+        self.drift.set(len(report.planned.changes) - len(report.applied))
+        if report.outcome == "converged":
+            self.last_success.set_to_current_time()
+
+    def sessions(self, rows: Iterable[status.Row]) -> None:
+        """One series per desired session; sessions no longer desired disappear."""
+        self.session_up.clear()
+        for row in rows:
+            self.session_up.labels(row.adc, str(row.address), row.node).set(row.verdict == "established")
+
+    def desired_state(self, sha256: str, revision: str | None) -> None:
+        self.state_info.clear()
+        self.state_info.labels(sha256, revision or "").set(1)
+
+    def serve(self, host: str, port: int, health: Health) -> Callable[[], None]:
+        """Serve /metrics and /healthz on ``host:port`` in a thread; returns the stop function."""
+        metrics_app = make_wsgi_app(self.registry)
+
+        def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") == "/healthz":
+                problem = health()
+                status = "503 Service Unavailable" if problem else "200 OK"
+                start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+                return [(problem or "ok").encode() + b"\n"]
+            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+
+        server = wsgiref.simple_server.make_server(
+            host, port, app, server_class=ThreadingWSGIServer, handler_class=_QuietHandler
+        )
+        thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+
+        return stop
+
+
+class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
+    """No access log on stderr: scrapes every few seconds would drown the daemon's own events."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return

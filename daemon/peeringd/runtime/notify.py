@@ -1,0 +1,44 @@
+"""The systemd notify protocol: READY=1, STATUS=, WATCHDOG=1, RELOADING=1, STOPPING=1.
+
+Written here rather than taken from a library: the protocol is one datagram on
+$NOTIFY_SOCKET, the pure-Python libraries for it are unmaintained, and
+systemd-python needs libsystemd headers to build. Without $NOTIFY_SOCKET
+(not under systemd) every call does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+__all__ = ["Notifier"]
+
+
+class Notifier:
+    """Sends state lines to the service manager, if there is one."""
+
+    def __init__(self, address: str | None = None) -> None:
+        address = address if address is not None else os.environ.get("NOTIFY_SOCKET", "")
+        # A leading "@" names a socket in the abstract namespace.
+        self._address = "\0" + address[1:] if address.startswith("@") else address
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._address)
+
+    @staticmethod
+    def watchdog_interval() -> float | None:
+        """How often to send WATCHDOG=1 (half the manager's timeout), or None when not asked."""
+        usec = os.environ.get("WATCHDOG_USEC")
+        pid = os.environ.get("WATCHDOG_PID")
+        if not usec or (pid and int(pid) != os.getpid()):
+            return None
+        return int(usec) / 2_000_000
+
+    def send(self, **fields: str) -> None:
+        """Send ``READY="1"``, ``STATUS="..."`` and the like in one datagram."""
+        if not self._address:
+            return
+        message = "\n".join(f"{key.upper()}={value}" for key, value in fields.items())
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(message.encode(), self._address)
