@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -21,8 +22,10 @@ import pydantic
 from peeringd.adapters import calico, statefile
 from peeringd.core import desired, guards, live
 from peeringd.core import plan as planning
+from peeringd.core import status as session_status
 from peeringd.errors import PeeringdError, SnapshotError, StateFileError
-from peeringd.runtime import daemon, logs, reconcile, report, sessions, source
+from peeringd.runtime import daemon, logs, reconcile, report, sessions, source, watch
+from peeringd.runtime.lab import lab
 
 __all__ = ["main"]
 
@@ -224,10 +227,145 @@ def status(state_file: Path, kubeconfig: Path | None, context: str | None, outpu
     sys.exit(EXIT_OK if all(row.verdict == "established" for row in rows) else EXIT_SESSIONS_DOWN)
 
 
+@main.group("lab", invoke_without_command=True)
+@click.option(
+    "-f",
+    "--file",
+    "state_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("state/peering.yaml"),
+    show_default=True,
+    help="The desired-state file; the lab never writes it.",
+)
+@click.option("--once", is_flag=True, help="Converge, show the result and exit: 0 when converged.")
+@click.option("--nodes", "node_count", type=click.IntRange(0, 500), default=3, show_default=True)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=lab.default_workdir,
+    show_default="$TMPDIR/peeringd-lab-$UID",
+)
+@click.option("--metrics-address", metavar="HOST:PORT", callback=lambda _, __, value: _address(value))
+@click.pass_context
+def lab_command(
+    context: click.Context,
+    state_file: Path,
+    once: bool,
+    node_count: int,
+    workdir: Path,
+    metrics_address: tuple[str, int] | None,
+) -> None:
+    """Run the real daemon against a Kubernetes API and NetScaler simulators on 127.0.0.1.
+
+    Try it without a cluster or an ADC. While it runs, edit the state file, or run
+    `peeringd lab add-node` / `peeringd lab remove-node NAME` in another terminal.
+    """
+    context.obj = workdir
+    if context.invoked_subcommand is not None:
+        return
+    logs.configure(sys.stdout)
+    try:
+        running = lab.Lab(state_file, workdir, node_count=node_count)
+        running.start()
+    except PeeringdError as error:
+        _fail(error)
+    try:
+        code = _run_lab(running, once, metrics_address)
+    finally:
+        running.stop()
+    sys.exit(code)
+
+
+def _run_lab(running: lab.Lab, once: bool, metrics_address: tuple[str, int] | None) -> int:
+    loaded = statefile.load(running.state_file)
+    click.echo(f"lab: Kubernetes API at {running.api.url}, {len(running.api.objects('nodes'))} nodes")
+    for name, simulator in running.simulators().items():
+        click.echo(f"lab: ADC {name} simulated at 127.0.0.1:{simulator.port} (ssh)")
+    with reconcile.Systems.connect(loaded, kubeconfig=running.kubeconfig) as systems:
+        result = reconcile.reconcile(
+            loaded, systems, confirm=_show, revision=source.git_revision(running.user_file)
+        )
+        click.echo(f"lab: {result.outcome}, {len(result.applied)} changes applied")
+        _print_errors(result)
+        rows = _lab_status(loaded, systems)
+    converged = result.outcome == reconcile.Outcome.CONVERGED and all(
+        r.verdict == "established" for r in rows
+    )
+    if once:
+        return EXIT_OK if converged else EXIT_ERROR
+    click.echo(
+        f"lab: reconciling {running.user_file} continuously; edit it, or run `peeringd lab add-node` "
+        "in another terminal. Ctrl-C stops."
+    )
+    watcher = watch.FileWatcher(running.user_file, lambda: _sync(running))
+    watcher.start()
+    try:
+        options = daemon.Options(
+            state_file=running.state_file,
+            kubeconfig=running.kubeconfig,
+            metrics_address=metrics_address,
+            lock_file=running.workdir / "peeringd.lock",
+        )
+        return daemon.Daemon(options).run()
+    finally:
+        watcher.stop()
+
+
+def _lab_status(loaded: statefile.LoadedState, systems: reconcile.Systems) -> tuple[session_status.Row, ...]:
+    """Both ends of every session, once the lab's calico-node has reported (a second or so)."""
+    deadline = time.monotonic() + 10
+    while True:
+        rows, _ = sessions.collect(loaded, systems)
+        if all(row.verdict == "established" for row in rows) or time.monotonic() > deadline:
+            click.echo(sessions.table(loaded.state, rows), nl=False)
+            return rows
+        time.sleep(0.5)
+
+
+def _sync(running: lab.Lab) -> None:
+    try:
+        running.sync()
+    except StateFileError as error:
+        click.echo(
+            f"lab: {running.user_file} not copied, the daemon keeps the last good one:\n{error}", err=True
+        )
+
+
+@lab_command.command("add-node")
+@click.option("--name", help="Node name; default the next node-N.")
+@click.option("--address", help="Its BGP address; default the next free one.")
+@click.pass_obj
+def lab_add_node(workdir: Path, name: str | None, address: str | None) -> None:
+    """Add a Node to the running lab's cluster, as `kubeadm join` would."""
+    try:
+        added, at = lab.add_node(workdir, name, address)
+    except PeeringdError as error:
+        _fail(error)
+    click.echo(f"node {added} joined with address {at}")
+
+
+@lab_command.command("remove-node")
+@click.argument("name")
+@click.pass_obj
+def lab_remove_node(workdir: Path, name: str) -> None:
+    """Delete a Node from the running lab's cluster."""
+    try:
+        lab.remove_node(workdir, name)
+    except PeeringdError as error:
+        _fail(error)
+    click.echo(f"node {name} removed")
+
+
 @main.command()
 def rbac() -> None:
     """Print the least-privilege ServiceAccount, ClusterRole and binding (kubectl apply -f -)."""
     click.echo(calico.rbac_manifest(), nl=False)
+
+
+def _show(planned: planning.Plan, refusals: tuple[guards.Refusal, ...]) -> bool:
+    """Show the plan before it is applied, without asking."""
+    click.echo(report.plan_text(planned, refusals, None), nl=False)
+    return True
 
 
 def _ask(planned: planning.Plan, refusals: tuple[guards.Refusal, ...]) -> bool:

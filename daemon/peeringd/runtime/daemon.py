@@ -192,9 +192,15 @@ class Daemon:
             applied=len(result.applied),
             errors={target: str(error) for target, error in result.errors},
         )
-        if result.outcome in (reconcile.Outcome.FAILED, reconcile.Outcome.REFUSED):
-            reasons = [f"{t}: {e}" for t, e in result.errors] or [r.message for r in result.refusals]
-            self._after_failure("; ".join(reasons))
+        if result.outcome == reconcile.Outcome.REFUSED:
+            # Refused until the file changes: the next interval is soon enough to say so again.
+            self._status("refused: " + "; ".join(r.message for r in result.refusals))
+        elif result.outcome == reconcile.Outcome.FAILED:
+            reasons = "; ".join(f"{t}: {e}" for t, e in result.errors) or "see the plan's errors"
+            if result.transient and result.errors:
+                self._after_failure(reasons)
+            else:
+                self._status(f"failing until a human acts: {reasons}")
         else:
             self._failures = 0
             self._status(

@@ -78,6 +78,12 @@ class Systems:
         scope = {None: None, "calico": frozenset({CALICO}), "adc": frozenset(devices)}[only]
         return cls(calico=calico, devices=devices, scope=scope)
 
+    def __enter__(self) -> Systems:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
         for device in self.devices.values():
             device.close()

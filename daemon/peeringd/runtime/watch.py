@@ -40,7 +40,8 @@ class FileWatcher(FileSystemEventHandler):
     """Calls ``on_change`` once the state file's directory has been quiet for ``quiet`` seconds."""
 
     def __init__(self, path: Path, on_change: Callable[[], None], *, quiet: float = 0.3) -> None:
-        self._directory = path.resolve().parent
+        # Not resolved: a ConfigMap's file is a symlink into a folder that is replaced.
+        self._directory = path.absolute().parent
         self._on_change = on_change
         self._quiet = quiet
         self._timer: threading.Timer | None = None
