@@ -26,9 +26,8 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "zebos"
 PARSERS: dict[str, Callable[[str], object]] = {
     "running_config": lambda text: _plain(zebos.parse_running_config(text)),
     "bgp_feature": zebos.parse_bgp_feature,
-    "bgp_summary": lambda text: [
-        session.model_dump(mode="json") for session in zebos.parse_bgp_summary(text)
-    ],
+    "bgp_summary": lambda text: [s.model_dump(mode="json") for s in zebos.parse_bgp_summary(text)],
+    "bgp_summary_json": lambda text: [s.model_dump(mode="json") for s in zebos.parse_bgp_summary_json(text)],
 }
 
 

@@ -14,6 +14,7 @@ line is produced.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ __all__ = [
     "Step",
     "parse_bgp_feature",
     "parse_bgp_summary",
+    "parse_bgp_summary_json",
     "parse_running_config",
     "render",
     "unmet",
@@ -187,6 +189,26 @@ def parse_bgp_summary(text: str) -> tuple[live.Session, ...]:
             state = next((s for s in _SESSION_STATES if last.startswith(s)), last)
             sessions.append(live.Session(address=address, state=state, up_down=words[8]))
     return tuple(sessions)
+
+
+def parse_bgp_summary_json(text: str) -> tuple[live.Session, ...]:
+    """Sessions from FRR's ``show ip bgp summary json`` (``{}`` without a BGP instance)."""
+    document = json.loads(text)
+    peers = (document.get("ipv4Unicast") or {}).get("peers") or {}
+    sessions = []
+    for address, peer in peers.items():
+        if (parsed := _ipv4(address)) is None:
+            continue
+        established = peer.get("state") == "Established"
+        sessions.append(
+            live.Session(
+                address=parsed,
+                state=str(peer.get("state", "")),
+                up_down=peer.get("peerUptime"),
+                prefixes=int(peer["pfxRcd"]) if established and "pfxRcd" in peer else None,
+            )
+        )
+    return tuple(sorted(sessions, key=lambda session: session.address))
 
 
 def render(changes: tuple[Change, ...], dialect: Dialect, router_as: int | None) -> tuple[Step, ...]:

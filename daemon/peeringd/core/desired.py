@@ -254,9 +254,13 @@ class ADC(_Model):
     peer_ip: IPv4Address = Field(
         alias="peerIP", description="the address the nodes peer with (the BGPPeer peerIP)"
     )
-    platform: Literal["netscaler"] = "netscaler"
+    platform: Literal["netscaler", "frr"] = Field(
+        "netscaler", description="netscaler (Citrix ADC), or frr (FRRouting, SSH login into vtysh)"
+    )
     max_paths: MaxPaths | None = Field(None, description="omitted leaves max-paths alone")
-    install_routes: StrictBool = Field(True, description="NetScaler: ns route-install bgp")
+    install_routes: StrictBool = Field(
+        True, description="netscaler: ns route-install bgp (frr installs BGP routes by itself)"
+    )
     save_config: StrictBool = Field(True, description="persist the device config after a change")
     ssh: SSH
 
@@ -330,6 +334,11 @@ def _problems(state: PeeringState) -> Iterator[Problem]:
             yield Problem(
                 path=("adcs", index, "peerIP"),
                 message=f"{adc.peer_ip} lies inside the pod network {state.cluster.pod_cidr}",
+            )
+        if adc.platform == "frr" and "install_routes" in adc.model_fields_set:
+            yield Problem(
+                path=("adcs", index, "installRoutes"),
+                message="applies to netscaler only: FRR installs BGP routes by itself",
             )
         if adc.ssh.password_file is None and adc.ssh.key_file is None:
             yield Problem(path=("adcs", index, "ssh"), message="needs passwordFile or keyFile")

@@ -390,7 +390,7 @@ def _device_changes(
         )
         if wanted != snapshot.max_paths:
             yield MaxPathsChange(action=Action.UPDATE, adc=name, before=snapshot.max_paths, after=wanted)
-    if snapshot.route_install != adc.install_routes:
+    if adc.platform == "netscaler" and snapshot.route_install != adc.install_routes:
         yield RouteInstallChange(
             action=Action.UPDATE, adc=name, before=snapshot.route_install, after=adc.install_routes
         )

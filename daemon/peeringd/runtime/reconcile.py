@@ -19,6 +19,7 @@ import structlog
 
 from peeringd.adapters.calico import Calico
 from peeringd.adapters.device import Device
+from peeringd.adapters.frr import Frr
 from peeringd.adapters.netscaler import NetScaler
 from peeringd.adapters.statefile import LoadedState
 from peeringd.core import guards, live
@@ -29,6 +30,7 @@ from peeringd.runtime import report
 __all__ = ["Outcome", "Report", "Systems", "observe", "reconcile"]
 
 _CONFLICT_RETRIES = 3
+_DRIVERS: dict[str, type[NetScaler] | type[Frr]] = {"netscaler": NetScaler, "frr": Frr}
 
 log = structlog.get_logger("peeringd")
 
@@ -73,7 +75,7 @@ class Systems:
             ]
             if problems:
                 raise StateFileError(problems)
-            devices = {adc.name: NetScaler(adc) for adc in state.adcs}
+            devices = {adc.name: _DRIVERS[adc.platform](adc) for adc in state.adcs}
         calico = Calico.connect(kubeconfig, context or state.cluster.kubeconfig_context)
         scope = {None: None, "calico": frozenset({CALICO}), "adc": frozenset(devices)}[only]
         return cls(calico=calico, devices=devices, scope=scope)
