@@ -7,29 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from peeringd.runtime.lab.nssim import NetScalerSimulator, write_known_hosts
+from peeringd.runtime.lab.nssim import NetScalerSimulator
 from tests.conftest import Cluster
+from tests.runtime import daemon_harness
 from tests.runtime.test_cli import peeringd
-
-STATE = """\
-apiVersion: peeringd/v1
-kind: PeeringState
-cluster:
-  name: prod-1
-  podCIDR: 192.168.0.0/16
-  asNumber: 64512
-adcs:
-  - name: adc-1
-    asNumber: 500
-    peerIP: 10.0.0.100
-    maxPaths: {{ebgp: 8, ibgp: 8}}
-    ssh:
-      host: 127.0.0.1
-      port: {port}
-      username: nsroot
-      passwordFile: adc-1.password
-      knownHostsFile: known_hosts
-"""
 
 
 def neighbours(adc: NetScalerSimulator) -> list[str]:
@@ -45,10 +26,8 @@ def adc(tmp_path: Path) -> Iterator[NetScalerSimulator]:
 
 @pytest.fixture
 def state_file(tmp_path: Path, adc: NetScalerSimulator) -> Path:
-    (tmp_path / "adc-1.password").write_text(adc.password + "\n")
-    write_known_hosts(tmp_path / "known_hosts", [adc])
     path = tmp_path / "peering.yaml"
-    path.write_text(STATE.format(port=adc.port))
+    path.write_text(daemon_harness.state_text(adc, daemon_harness.write_secrets(adc, tmp_path / "secrets")))
     return path
 
 
@@ -88,19 +67,18 @@ def test_an_unreachable_adc_gets_no_bgppeer_pointing_at_it(
 
 
 def test_a_missing_password_file_names_its_line(cluster: Cluster, state_file: Path) -> None:
-    (state_file.parent / "adc-1.password").unlink()
+    secret = state_file.parent / "secrets" / "adc-1.password"
+    secret.unlink()
     result = peeringd("plan", "-f", state_file, "--kubeconfig", cluster.kubeconfig)
 
     assert result.returncode == 1
-    assert result.stderr == (
-        f"{state_file}:16:21: adcs[0].ssh.passwordFile: {state_file.parent}/adc-1.password does not exist\n"
-    )
+    assert result.stderr == f"{state_file}:12:73: adcs[0].ssh.passwordFile: {secret} does not exist\n"
 
 
 def test_observe_mode_reports_drift_and_changes_nothing(
     cluster: Cluster, adc: NetScalerSimulator, state_file: Path
 ) -> None:
-    state_file.write_text(state_file.read_text() + "policy:\n  mode: observe\n")
+    state_file.write_text(state_file.read_text() + "  mode: observe\n")
     result = peeringd("apply", "--yes", "-f", state_file, "--kubeconfig", cluster.kubeconfig)
 
     assert result.returncode == 2

@@ -203,50 +203,19 @@ class Calico:
         missing (their status stays empty until calico-node reports) and deletes its own
         for nodes no longer listed. One LIST when nothing changed.
         """
-        group, version = self.api_group.split("/")
         wanted = set(nodes)
         found: dict[str, live.NodeStatus] = {}
         for item in self._list(NODE_STATUSES):
             metadata = item.get("metadata") or {}
-            ours = (metadata.get("labels") or {}).get(
-                ownership.MANAGED_BY_LABEL
-            ) == ownership.MANAGED_BY and (metadata.get("annotations") or {}).get(
-                ownership.CLUSTER_ANNOTATION
-            ) == cluster
             node = (item.get("spec") or {}).get("node", "")
+            ours = ownership.owns(metadata.get("labels") or {}, metadata.get("annotations") or {}, cluster)
             if ours and node not in wanted:
-                name = metadata["name"]
-                delete = functools.partial(
-                    self._custom.delete_cluster_custom_object,
-                    group,
-                    version,
-                    NODE_STATUSES.plural,
-                    name,
-                    _request_timeout=REQUEST_TIMEOUT,
-                )
-                self._call("delete", NODE_STATUSES.plural, delete, name)
+                self._delete(NODE_STATUSES, metadata["name"])
             elif ours or node not in found:
                 found[node] = _node_status(node, item)
         for node in sorted(wanted - set(found)):
-            body = {
-                "apiVersion": self.api_group,
-                "kind": NODE_STATUSES.kind,
-                "metadata": {
-                    "name": f"peeringd.{node}"[:253],
-                    "labels": {ownership.MANAGED_BY_LABEL: ownership.MANAGED_BY},
-                    "annotations": {ownership.CLUSTER_ANNOTATION: cluster},
-                },
-                "spec": {"node": node, "classes": ["BGP"], "updatePeriodSeconds": STATUS_UPDATE_SECONDS},
-            }
-            create = functools.partial(
-                self._custom.create_cluster_custom_object,
-                group,
-                version,
-                NODE_STATUSES.plural,
-                body,
-                _request_timeout=REQUEST_TIMEOUT,
-            )
-            self._call("create", NODE_STATUSES.plural, create, node)
+            spec = {"node": node, "classes": ["BGP"], "updatePeriodSeconds": STATUS_UPDATE_SECONDS}
+            self._create(NODE_STATUSES, f"peeringd.{node}"[:253], spec, _marks(cluster))
             found[node] = live.NodeStatus(node=node)
         return tuple(found[node] for node in sorted(wanted))
 
@@ -265,64 +234,24 @@ class Calico:
             yield change
 
     def _apply_peer(self, change: PeerChange, cluster: str, state_hash: str) -> None:
-        group, version = self.api_group.split("/")
-        name = change.name
         if change.action == Action.DELETE:
-            options = kubernetes.client.V1DeleteOptions(
-                preconditions=kubernetes.client.V1Preconditions(resource_version=change.resource_version)
-            )
-            self._call(
-                "delete",
-                BGP_PEERS.plural,
-                lambda: self._custom.delete_cluster_custom_object(
-                    group, version, BGP_PEERS.plural, name, body=options, _request_timeout=REQUEST_TIMEOUT
-                ),
-                name,
-            )
+            self._delete(BGP_PEERS, change.name, change.resource_version)
             return
         assert change.after is not None
         spec = {"peerIP": change.after.peer_ip, "asNumber": change.after.as_number}
-        annotations = {
-            ownership.CLUSTER_ANNOTATION: cluster,
-            ownership.STATE_HASH_ANNOTATION: state_hash,
-        }
+        marks = _marks(cluster, state_hash)
         if change.action == Action.CREATE:
-            body = {
-                "apiVersion": self.api_group,
-                "kind": BGP_PEERS.kind,
-                "metadata": {
-                    "name": name,
-                    "labels": {ownership.MANAGED_BY_LABEL: ownership.MANAGED_BY},
-                    "annotations": annotations,
-                },
-                "spec": spec,
-            }
-            self._call(
-                "create",
-                BGP_PEERS.plural,
-                lambda: self._custom.create_cluster_custom_object(
-                    group, version, BGP_PEERS.plural, body, _request_timeout=REQUEST_TIMEOUT
-                ),
-                name,
-            )
+            self._create(BGP_PEERS, change.name, spec, marks)
             return
         # A merge patch: null removes node and nodeSelector (a global peer has neither);
         # the resourceVersion turns a concurrent write into a 409.
         patch = {
-            "metadata": {"resourceVersion": change.resource_version, "annotations": annotations},
+            "metadata": {"resourceVersion": change.resource_version, "annotations": marks["annotations"]},
             "spec": {**spec, "node": None, "nodeSelector": None},
         }
-        self._call(
-            "patch",
-            BGP_PEERS.plural,
-            lambda: self._custom.patch_cluster_custom_object(
-                group, version, BGP_PEERS.plural, name, patch, _request_timeout=REQUEST_TIMEOUT
-            ),
-            name,
-        )
+        self._patch(BGP_PEERS, change.name, patch)
 
     def _apply_configuration(self, change: ConfigurationChange) -> None:
-        group, version = self.api_group.split("/")
         spec = {
             key: value
             for key, value in (
@@ -332,35 +261,60 @@ class Calico:
             if value is not None
         }
         if change.action == Action.CREATE:
-            body = {
-                "apiVersion": self.api_group,
-                "kind": BGP_CONFIGURATIONS.kind,
-                "metadata": {"name": CONFIGURATION_NAME},
-                "spec": spec,
-            }
-            self._call(
-                "create",
-                BGP_CONFIGURATIONS.plural,
-                lambda: self._custom.create_cluster_custom_object(
-                    group, version, BGP_CONFIGURATIONS.plural, body, _request_timeout=REQUEST_TIMEOUT
-                ),
-                CONFIGURATION_NAME,
-            )
-            return
-        patch = {"metadata": {"resourceVersion": change.resource_version}, "spec": spec}
-        self._call(
-            "patch",
-            BGP_CONFIGURATIONS.plural,
-            lambda: self._custom.patch_cluster_custom_object(
-                group,
-                version,
-                BGP_CONFIGURATIONS.plural,
-                CONFIGURATION_NAME,
-                patch,
-                _request_timeout=REQUEST_TIMEOUT,
-            ),
-            CONFIGURATION_NAME,
+            self._create(BGP_CONFIGURATIONS, CONFIGURATION_NAME, spec, {})
+        else:
+            patch = {"metadata": {"resourceVersion": change.resource_version}, "spec": spec}
+            self._patch(BGP_CONFIGURATIONS, CONFIGURATION_NAME, patch)
+
+    def _create(self, kind: _Kind, name: str, spec: dict[str, Any], metadata: dict[str, Any]) -> None:
+        group, version = self.api_group.split("/")
+        body = {
+            "apiVersion": self.api_group,
+            "kind": kind.kind,
+            "metadata": {"name": name, **metadata},
+            "spec": spec,
+        }
+        create = functools.partial(
+            self._custom.create_cluster_custom_object,
+            group,
+            version,
+            kind.plural,
+            body,
+            _request_timeout=REQUEST_TIMEOUT,
         )
+        self._call("create", kind.plural, create, name)
+
+    def _patch(self, kind: _Kind, name: str, patch: dict[str, Any]) -> None:
+        group, version = self.api_group.split("/")
+        request = functools.partial(
+            self._custom.patch_cluster_custom_object,
+            group,
+            version,
+            kind.plural,
+            name,
+            patch,
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+        self._call("patch", kind.plural, request, name)
+
+    def _delete(self, kind: _Kind, name: str, resource_version: str | None = None) -> None:
+        """Delete ``name``; with ``resource_version``, only if nobody changed it since it was read."""
+        group, version = self.api_group.split("/")
+        options = kubernetes.client.V1DeleteOptions(
+            preconditions=kubernetes.client.V1Preconditions(resource_version=resource_version)
+            if resource_version
+            else None
+        )
+        request = functools.partial(
+            self._custom.delete_cluster_custom_object,
+            group,
+            version,
+            kind.plural,
+            name,
+            body=options,
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+        self._call("delete", kind.plural, request, name)
 
     def _api_groups(self) -> Any:
         return kubernetes.client.ApisApi(self._api).get_api_versions(
@@ -490,6 +444,14 @@ def _peer(item: dict[str, Any]) -> live.BGPPeer:
         annotations=tuple(sorted((metadata.get("annotations") or {}).items())),
         resource_version=metadata.get("resourceVersion", ""),
     )
+
+
+def _marks(cluster: str, state_hash: str | None = None) -> dict[str, Any]:
+    """The label and annotations that make an object peeringd's, for this cluster."""
+    annotations = {ownership.CLUSTER_ANNOTATION: cluster}
+    if state_hash is not None:
+        annotations[ownership.STATE_HASH_ANNOTATION] = state_hash
+    return {"labels": {ownership.MANAGED_BY_LABEL: ownership.MANAGED_BY}, "annotations": annotations}
 
 
 def _node_status(node: str, item: dict[str, Any]) -> live.NodeStatus:

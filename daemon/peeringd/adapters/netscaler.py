@@ -12,15 +12,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from peeringd.adapters import zebos
-from peeringd.adapters.ssh import CliSession
+from peeringd.adapters.ssh import PROMPT, CliSession
 from peeringd.core import live
 from peeringd.core.plan import Change, FeatureChange
-from peeringd.errors import DeviceError, VerificationFailed
 
 __all__ = ["NetScaler"]
-
-# Any vtysh prompt: `ns#`, `ns(config)#`, `ns(config-router)#`.
-VTYSH_PROMPT = r"[\w.-]+(?:\([\w-]+\))?#"
 
 
 class NetScaler(CliSession):
@@ -30,19 +26,16 @@ class NetScaler(CliSession):
     error_prefixes = ("%", "ERROR:")
     dialect = zebos.NETSCALER
 
-    _router_as: int | None = None
-
     def observe(self) -> live.AdcSnapshot:
         with self._errors("show ns feature"):
             connection = self._session()
             feature = zebos.parse_bgp_feature(self._send(connection, "show ns feature"))
-            self._send(connection, "vtysh", VTYSH_PROMPT)
-            running = zebos.parse_running_config(self._send(connection, "show running-config", VTYSH_PROMPT))
+            self._send(connection, "vtysh", PROMPT)
+            running = self._running_config(connection)
             summary = ""
             if feature and running.router_as is not None:
-                summary = self._send(connection, "show ip bgp summary", VTYSH_PROMPT)
+                summary = self._send(connection, "show ip bgp summary", PROMPT)
             self._leave_vtysh(connection)
-        self._router_as = running.router_as
         return live.AdcSnapshot(
             name=self.name,
             bgp_feature=feature,
@@ -55,33 +48,17 @@ class NetScaler(CliSession):
 
     def apply(self, changes: tuple[Change, ...]) -> Iterator[Change]:
         configuration = tuple(change for change in changes if not isinstance(change, FeatureChange))
-        try:
-            # Every token is checked before anything is sent.
-            steps = zebos.render(configuration, self.dialect, self._router_as)
-        except zebos.RenderError as error:
-            raise DeviceError(self.name, f"nothing sent: {error}") from None
+        steps = self._render(configuration)
         with self._errors("enable ns feature BGP"):
             connection = self._session()
             for change in changes:
                 if isinstance(change, FeatureChange):
                     self._send(connection, "enable ns feature BGP")
                     yield change
-        if not steps:
-            return
-        with self._errors("configure terminal"):
-            self._send(connection, "vtysh", VTYSH_PROMPT)
-            self._send(connection, "configure terminal", VTYSH_PROMPT)
-            for step in steps:
-                for line in step.lines:
-                    self._send(connection, line.strip(), VTYSH_PROMPT)
-                if step.change is not None:
-                    yield step.change
-            self._send(connection, "end", VTYSH_PROMPT)
-            running = zebos.parse_running_config(self._send(connection, "show running-config", VTYSH_PROMPT))
-            self._leave_vtysh(connection)
-        self._router_as = running.router_as
-        if unmet := zebos.unmet(configuration, running):
-            raise VerificationFailed(f"{self.name}: the running config does not show {len(unmet)} changes")
+            if steps:
+                self._send(connection, "vtysh", PROMPT)
+                yield from self._configure(connection, steps, configuration)
+                self._leave_vtysh(connection)
 
     def save(self) -> None:
         with self._errors("save ns config"):

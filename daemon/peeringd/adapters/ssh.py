@@ -23,7 +23,9 @@ import paramiko
 from netmiko import ConnectHandler
 from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException, ReadTimeout
 
+from peeringd.adapters import zebos
 from peeringd.core import desired
+from peeringd.core.plan import Change
 from peeringd.errors import (
     CommandRejected,
     DeviceAuthenticationFailed,
@@ -34,17 +36,23 @@ from peeringd.errors import (
     VerificationFailed,
 )
 
-__all__ = ["DEFAULT_KNOWN_HOSTS", "CliSession"]
+__all__ = ["DEFAULT_KNOWN_HOSTS", "PROMPT", "CliSession"]
+
+# Any ZebOS-family prompt: `ns#`, `router(config)#`, `router(config-router)#`.
+PROMPT = r"[\w.-]+(?:\([\w-]+\))?#"
 
 DEFAULT_KNOWN_HOSTS = Path.home() / ".ssh" / "known_hosts"
 _KEY_MISMATCH = re.compile(r"got '([A-Za-z0-9+/=]+)', expected '([A-Za-z0-9+/=]+)'")
 
 
 class CliSession:
-    """An SSH session to one device's CLI, reopened on demand."""
+    """An SSH session to one ZebOS-family device's CLI, reopened on demand."""
 
     device_type = ""  # netmiko's driver
+    dialect = zebos.NETSCALER
     error_prefixes: tuple[str, ...] = ("%",)
+    # The AS of the running `router bgp`, as last read: rendering needs it.
+    _router_as: int | None = None
 
     def __init__(self, adc: desired.ADC, *, timeout: float = 30.0) -> None:
         self.name = adc.name
@@ -115,6 +123,34 @@ class CliSession:
         if rejected := [line.strip() for line in lines if line.strip().startswith(self.error_prefixes)]:
             raise CommandRejected(self.name, command, " ".join(rejected))
         return "\n".join(lines)
+
+    def _render(self, changes: tuple[Change, ...]) -> tuple[zebos.Step, ...]:
+        """The lines for ``changes``; every token is checked before anything is sent."""
+        try:
+            return zebos.render(changes, self.dialect, self._router_as)
+        except zebos.RenderError as error:
+            raise DeviceError(self.name, f"nothing sent: {error}") from None
+
+    def _configure(
+        self, connection: Any, steps: tuple[zebos.Step, ...], changes: tuple[Change, ...]
+    ) -> Iterator[Change]:
+        """One configuration session: each step's lines, its change yielded once they are all
+        accepted; then the running config must show every change."""
+        self._send(connection, "configure terminal", PROMPT)
+        for step in steps:
+            for line in step.lines:
+                self._send(connection, line.strip(), PROMPT)
+            if step.change is not None:
+                yield step.change
+        self._send(connection, "end", PROMPT)
+        running = self._running_config(connection)
+        if unmet := zebos.unmet(changes, running):
+            raise VerificationFailed(f"{self.name}: the running config does not show {len(unmet)} changes")
+
+    def _running_config(self, connection: Any) -> zebos.RunningConfig:
+        running = zebos.parse_running_config(self._send(connection, "show running-config", PROMPT))
+        self._router_as = running.router_as
+        return running
 
     @contextlib.contextmanager
     def _errors(self, first_line: str) -> Iterator[None]:

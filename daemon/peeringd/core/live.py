@@ -52,12 +52,6 @@ class BGPPeer(_Frozen):
     annotations: tuple[tuple[str, str], ...] = ()
     resource_version: str = ""
 
-    def label(self, key: str) -> str | None:
-        return dict(self.labels).get(key)
-
-    def annotation(self, key: str) -> str | None:
-        return dict(self.annotations).get(key)
-
 
 class BGPConfiguration(_Frozen):
     """The fields of BGPConfiguration ``default`` that the file may own; None = unset."""

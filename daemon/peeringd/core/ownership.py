@@ -8,6 +8,8 @@ ours, and two clusters sharing an ADC never touch each other's neighbours.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from peeringd.core import live
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "MANAGED_BY_LABEL",
     "STATE_HASH_ANNOTATION",
     "description",
+    "owns",
     "owns_neighbour",
     "owns_peer",
 ]
@@ -29,8 +32,13 @@ STATE_HASH_ANNOTATION = "peeringd.io/state-hash"
 DESCRIPTION_LIMIT = 80
 
 
+def owns(labels: Mapping[str, str], annotations: Mapping[str, str], cluster: str) -> bool:
+    """Whether a Kubernetes object with these labels and annotations is this cluster's peeringd's."""
+    return labels.get(MANAGED_BY_LABEL) == MANAGED_BY and annotations.get(CLUSTER_ANNOTATION) == cluster
+
+
 def owns_peer(peer: live.BGPPeer, cluster: str) -> bool:
-    return peer.label(MANAGED_BY_LABEL) == MANAGED_BY and peer.annotation(CLUSTER_ANNOTATION) == cluster
+    return owns(dict(peer.labels), dict(peer.annotations), cluster)
 
 
 def _description_prefix(cluster: str) -> str:
