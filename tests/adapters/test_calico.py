@@ -14,6 +14,7 @@ from peeringd.core.plan import Action, ConfigurationChange, ConfigurationSpec, P
 from peeringd.errors import (
     CalicoConflict,
     CalicoForbidden,
+    CalicoInvalid,
     CalicoNotInstalled,
     CalicoUnavailable,
     KubeconfigError,
@@ -239,3 +240,29 @@ def test_the_rbac_manifest_allows_every_request_a_pass_makes(
     used = {(e.group or "", e.resource, e.verb) for e in cluster.server.journal if e.resource}
 
     assert used <= granted, used - granted
+
+
+def test_an_object_the_crd_refuses_is_invalid_with_the_servers_words(
+    cluster: Cluster, connected: calico.Calico
+) -> None:
+    """Someone gave our peer a peerSelector: the CRD's rule refuses our peerIP beside it (422)."""
+    list(connected.apply((create("adc-1"),), cluster="prod-1", state_hash="h"))
+    edited = cluster.server.get(cluster.resource("bgppeers"), "adc-1")
+    assert edited is not None
+    edited["spec"] = {"peerSelector": "role == 'adc'"}
+    cluster.server.put(edited)
+    (peer,) = connected.observe().peers
+    update = PeerChange(
+        action=Action.UPDATE,
+        name="adc-1",
+        before=PeerSpec(peer_ip="", as_number=None),
+        after=PeerSpec(peer_ip="10.0.0.100", as_number=500),
+        resource_version=peer.resource_version,
+    )
+    with pytest.raises(CalicoInvalid) as caught:
+        list(connected.apply((update,), cluster="prod-1", state_hash="h"))
+
+    assert str(caught.value).startswith(
+        "patch bgppeers.crd.projectcalico.org adc-1: the API server refused it: "
+    )
+    assert "peerIP and peerSelector cannot both be set" in str(caught.value)

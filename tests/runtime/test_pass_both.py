@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,3 +86,39 @@ def test_observe_mode_reports_drift_and_changes_nothing(
     assert "+ router bgp 500" in result.stdout
     assert not any("router bgp" in entry.text for entry in adc.journal())
     assert cluster.server.objects(cluster.resource("bgppeers")) == []
+
+
+def test_status_joins_the_adc_and_calico_node_views(
+    cluster: Cluster, adc: NetScalerSimulator, state_file: Path
+) -> None:
+    """Without calico-node's report a session is one-sided (exit 4); with it, established (exit 0)."""
+    assert peeringd("apply", "--yes", "-f", state_file, "--kubeconfig", cluster.kubeconfig).returncode == 0
+    first = peeringd("status", "-f", state_file, "--kubeconfig", cluster.kubeconfig)
+    statuses = cluster.server.objects(cluster.resource("caliconodestatuses"))
+
+    assert first.returncode == 4, first.stderr
+    assert first.stdout.startswith(f"calico: crd.projectcalico.org/v1 at {cluster.server.url}\n")
+    assert "  node-1  10.0.0.11  Established" in first.stdout
+    assert [s["spec"] for s in statuses] == [
+        {"node": f"node-{n}", "classes": ["BGP"], "updatePeriodSeconds": 10} for n in (1, 2, 3)
+    ]
+    for status in statuses:  # what calico-node would report
+        peer = {"peerIP": "10.0.0.100", "type": "GlobalPeer", "state": "Established", "since": "09:00:00"}
+        status["status"] = {
+            "bgp": {
+                "numberEstablishedV4": 1,
+                "numberEstablishedV6": 0,
+                "numberNotEstablishedV4": 0,
+                "numberNotEstablishedV6": 0,
+                "peersV4": [peer],
+            }
+        }
+        cluster.server.put(status)
+    second = peeringd("status", "-f", state_file, "--kubeconfig", cluster.kubeconfig, "-o", "json")
+
+    assert second.returncode == 0, second.stderr
+    assert [(row["node"], row["verdict"]) for row in json.loads(second.stdout)] == [
+        ("node-1", "established"),
+        ("node-2", "established"),
+        ("node-3", "established"),
+    ]

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import kubernetes.client
 import kubernetes.config
 import kubernetes.watch
+import structlog
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
@@ -53,6 +54,8 @@ REQUEST_TIMEOUT = (5.0, 30.0)
 DEFAULT_KUBECONFIG = Path.home() / ".kube" / "config"
 
 _T = TypeVar("_T")
+
+log = structlog.get_logger("peeringd")
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ class Calico:
                 raise CalicoNotInstalled(
                     f"{self.server} serves neither {' nor '.join(API_GROUPS)}: is Calico installed?"
                 )
+            log.info("calico api found", server=self.server, api_group=self._group)
         return self._group
 
     def observe(self, selector: str = "") -> live.CalicoSnapshot:

@@ -49,6 +49,9 @@ _STATE_FILE = click.option(
 @click.version_option(package_name="peeringd")
 def main() -> None:
     """Keep BGP peering between a Calico cluster and its ADCs true to one file."""
+    # Events go to stderr: stdout is the command's product (a plan, JSON, a table).
+    # The daemon and the lab log to stdout instead, where journald and people look.
+    logs.configure(sys.stderr)
 
 
 @main.command()
@@ -126,7 +129,6 @@ def apply(
     state_file: Path, yes: bool, kubeconfig: Path | None, context: str | None, only: str | None, output: str
 ) -> None:
     """Apply the plan once and verify it: exit 0 converged, 1 error, 2 not applied, 3 refused."""
-    logs.configure()
     loaded = _load(state_file)
     confirm = None if yes or not sys.stdin.isatty() else _ask
     with _connect(loaded, kubeconfig, context, only) as systems:
@@ -216,9 +218,16 @@ def status(state_file: Path, kubeconfig: Path | None, context: str | None, outpu
     loaded = _load(state_file)
     with _connect(loaded, kubeconfig, context, None) as systems:
         rows, errors = sessions.collect(loaded, systems)
+        calico_api = (
+            f"calico: {systems.calico.api_group} at {systems.calico.server}"
+            if systems.calico is not None and "calico" not in errors
+            else None
+        )
     if output == "json":
         click.echo(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
     else:
+        if calico_api:
+            click.echo(calico_api)
         click.echo(sessions.table(loaded.state, rows), nl=False)
     for target, error in errors.items():
         _print_error(target, error)
