@@ -161,6 +161,7 @@ def test_a_concurrent_edit_gets_a_409_and_the_pass_re_plans(
     result = run_pass(state_file, systems)
 
     assert result.outcome == reconcile.Outcome.CONVERGED
+    assert [(c.kind, c.action) for c in result.applied] == [("bgppeer", "update")]
     assert writes(cluster) == [("patch", "bgppeers", "adc-1"), ("patch", "bgppeers", "adc-1")]
     adc_1 = peers(cluster)["adc-1"]
     assert (adc_1["spec"]["peerIP"], adc_1["metadata"]["labels"]["team"]) == ("10.0.0.200", "network")

@@ -472,7 +472,6 @@ def _node_status(node: str, item: dict[str, Any]) -> live.NodeStatus:
             )
             for peer in peers
         ),
-        last_updated=status.get("lastUpdated"),
     )
 
 
@@ -481,6 +480,5 @@ def _pool(item: dict[str, Any]) -> live.IPPool:
     return live.IPPool(
         name=item["metadata"]["name"],
         cidr=spec.get("cidr", ""),
-        disabled=bool(spec.get("disabled", False)),
         vxlan_mode=spec.get("vxlanMode"),
     )

@@ -64,7 +64,6 @@ class BGPConfiguration(_Frozen):
 class IPPool(_Frozen):
     name: str
     cidr: str
-    disabled: bool = False
     vxlan_mode: str | None = None
 
 
@@ -131,7 +130,6 @@ class NodeStatus(_Frozen):
 
     node: str
     peers: tuple[PeerStatus, ...] = ()
-    last_updated: str | None = None
 
 
 class LiveState(_Frozen):

@@ -132,6 +132,7 @@ def reconcile(
     """
     state = loaded.state
     enforce = apply and state.policy.mode == "enforce"
+    applied_before: tuple[Change, ...] = ()  # by attempts that ended in a 409
     for attempt in range(_CONFLICT_RETRIES):
         observed, errors = observe(loaded, systems)
         planned = plan(state, observed)
@@ -150,9 +151,11 @@ def reconcile(
         if confirm is not None and not confirm(planned, refusals):
             return Report(Outcome.DRIFT, planned, refusals, (), tuple(errors.items()), observed)
         applied, apply_errors = _apply(loaded, systems, planned, errors, revision)
+        applied = applied_before + applied
         conflicted = any(isinstance(error, CalicoConflict) for error in apply_errors.values())
         if conflicted and attempt + 1 < _CONFLICT_RETRIES:
             log.info("conflict: re-reading and re-planning", attempt=attempt + 1)
+            applied_before = applied
             continue
         errors.update(apply_errors)
         return _verify(loaded, systems, planned, applied, errors)

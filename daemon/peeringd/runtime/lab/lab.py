@@ -20,7 +20,6 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +44,6 @@ def default_workdir() -> Path:
     return Path(tempfile.gettempdir()) / f"peeringd-lab-{os.getuid()}"
 
 
-@dataclass(frozen=True)
-class Endpoints:
-    """Where the lab's servers listen, written to ``lab.json`` for the other lab commands."""
-
-    kubeconfig: Path
-    state_file: Path
-
-
 class Lab:
     """The lab's servers and the copy of the user's file that points the daemon at them."""
 
@@ -67,13 +58,6 @@ class Lab:
         self._adcs: dict[str, NetScalerSimulator] = {}
         self._lock = threading.Lock()
         self._calico_node: _CalicoNode | None = None
-
-    def __enter__(self) -> Lab:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     @property
     def api(self) -> KubeApiServer:
