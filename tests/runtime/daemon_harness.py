@@ -77,12 +77,15 @@ class NotifySocket:
 
 @dataclass
 class DaemonProcess:
-    """``peeringd run`` as systemd would start it; its JSON log lines are kept in ``log``."""
+    """``peeringd run`` as systemd would start it; its JSON log lines are kept in ``log``.
+
+    ``pid`` and ``wait_for_event`` serve the tests and the daemon's benchmark alike."""
 
     state_file: Path
     kubeconfig: Path
     workdir: Path
     environment: dict[str, str] = field(default_factory=dict)
+    serve_metrics: bool = True
     metrics_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -100,9 +103,9 @@ class DaemonProcess:
             str(self.kubeconfig),
             "--lock-file",
             str(self.workdir / "peeringd.lock"),
-            "--metrics-address",
-            f"127.0.0.1:{self.metrics_port}",
         ]
+        if self.serve_metrics:
+            command += ["--metrics-address", f"127.0.0.1:{self.metrics_port}"]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.environment}
@@ -147,6 +150,11 @@ class DaemonProcess:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
 
     def signal(self, signum: signal.Signals) -> None:
         assert self.process is not None
