@@ -29,7 +29,7 @@ class NetScaler(CliSession):
     def observe(self) -> live.AdcSnapshot:
         with self._errors("show ns feature"):
             connection = self._session()
-            feature = zebos.parse_bgp_feature(self._send(connection, "show ns feature"))
+            feature = zebos.parse_bgp_feature(self._send(connection, "show ns feature", _nscli(connection)))
             self._send(connection, "vtysh", PROMPT)
             running = self._running_config(connection)
             summary = ""
@@ -53,7 +53,7 @@ class NetScaler(CliSession):
             connection = self._session()
             for change in changes:
                 if isinstance(change, FeatureChange):
-                    self._send(connection, "enable ns feature BGP")
+                    self._send(connection, "enable ns feature BGP", _nscli(connection))
                     yield change
             if steps:
                 self._send(connection, "vtysh", PROMPT)
@@ -62,8 +62,14 @@ class NetScaler(CliSession):
 
     def save(self) -> None:
         with self._errors("save ns config"):
-            self._send(self._session(), "save ns config")
+            connection = self._session()
+            self._send(connection, "save ns config", _nscli(connection))
 
     def _leave_vtysh(self, connection: Any) -> None:
-        prompt = re.escape(str(connection.base_prompt).rstrip(">")) + ">"
-        self._send(connection, "exit", prompt)
+        self._send(connection, "exit", _nscli(connection))
+
+
+def _nscli(connection: Any) -> str:
+    """nscli's prompt, as netmiko learnt it at login. Waiting for it saves netmiko from
+    sending an Enter to find the prompt before each command."""
+    return re.escape(str(connection.base_prompt).rstrip(">")) + ">"

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 import pydantic
@@ -25,7 +27,9 @@ from peeringd.core import plan as planning
 from peeringd.core import status as session_status
 from peeringd.errors import PeeringdError, SnapshotError, StateFileError
 from peeringd.runtime import daemon, logs, reconcile, report, sessions, source, watch
-from peeringd.runtime.lab import lab
+
+if TYPE_CHECKING:
+    from peeringd.runtime.lab.lab import Lab
 
 __all__ = ["main"]
 
@@ -251,7 +255,7 @@ def status(state_file: Path, kubeconfig: Path | None, context: str | None, outpu
 @click.option(
     "--workdir",
     type=click.Path(path_type=Path, file_okay=False),
-    default=lab.default_workdir,
+    default=lambda: Path(tempfile.gettempdir()) / f"peeringd-lab-{os.getuid()}",
     show_default="$TMPDIR/peeringd-lab-$UID",
 )
 @click.option("--metrics-address", metavar="HOST:PORT", callback=lambda _, __, value: _address(value))
@@ -273,6 +277,9 @@ def lab_command(
     if context.invoked_subcommand is not None:
         return
     logs.configure(sys.stdout)
+    # Imported here: the lab's servers (aiohttp, asyncssh, CEL) would cost `peeringd run` 27 MiB.
+    from peeringd.runtime.lab import lab  # noqa: PLC0415
+
     try:
         running = lab.Lab(state_file, workdir, node_count=node_count)
         running.start()
@@ -285,7 +292,7 @@ def lab_command(
     sys.exit(code)
 
 
-def _run_lab(running: lab.Lab, once: bool, metrics_address: tuple[str, int] | None) -> int:
+def _run_lab(running: Lab, once: bool, metrics_address: tuple[str, int] | None) -> int:
     loaded = statefile.load(running.state_file)
     click.echo(f"lab: Kubernetes API at {running.api.url}, {len(running.api.objects('nodes'))} nodes")
     for name, simulator in running.simulators().items():
@@ -331,7 +338,7 @@ def _lab_status(loaded: statefile.LoadedState, systems: reconcile.Systems) -> tu
         time.sleep(0.5)
 
 
-def _sync(running: lab.Lab) -> None:
+def _sync(running: Lab) -> None:
     try:
         running.sync()
     except StateFileError as error:
@@ -346,6 +353,8 @@ def _sync(running: lab.Lab) -> None:
 @click.pass_obj
 def lab_add_node(workdir: Path, name: str | None, address: str | None) -> None:
     """Add a Node to the running lab's cluster, as `kubeadm join` would."""
+    from peeringd.runtime.lab import lab  # noqa: PLC0415 - see lab_command
+
     try:
         added, at = lab.add_node(workdir, name, address)
     except PeeringdError as error:
@@ -358,6 +367,8 @@ def lab_add_node(workdir: Path, name: str | None, address: str | None) -> None:
 @click.pass_obj
 def lab_remove_node(workdir: Path, name: str) -> None:
     """Delete a Node from the running lab's cluster."""
+    from peeringd.runtime.lab import lab  # noqa: PLC0415 - see lab_command
+
     try:
         lab.remove_node(workdir, name)
     except PeeringdError as error:

@@ -83,7 +83,7 @@ class Daemon:
         self._failures = 0
         self._ready = False
         self._systems: reconcile.Systems | None = None
-        self._systems_for: str | None = None  # the state hash the systems were built for
+        self._systems_for: str | None = None  # the connection settings the systems were built for
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(1), "watchdog": ThreadPoolExecutor(1)},
             timezone=UTC,
@@ -225,15 +225,17 @@ class Daemon:
         self._metrics.sessions(status.rows(loaded.state, calico, statuses, result.observed.adcs))
 
     def _systems_for_state(self, loaded: LoadedState) -> reconcile.Systems:
-        """The connections, rebuilt when the state changed (ADCs or credentials may have)."""
-        if self._systems is None or self._systems_for != loaded.sha256:
+        """The connections, rebuilt only when what they connect to or with changed: a login to
+        an ADC takes seconds, and most edits change only what is configured."""
+        key = _connection_key(loaded)
+        if self._systems is None or self._systems_for != key:
             if self._systems is not None:
                 self._systems.close()
                 self._systems = None
             self._systems = reconcile.Systems.connect(
                 loaded, kubeconfig=self._options.kubeconfig, context=self._options.context
             )
-            self._systems_for = loaded.sha256
+            self._systems_for = key
         return self._systems
 
     def _after_failure(self, reason: str) -> None:
@@ -318,6 +320,13 @@ class Daemon:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, hup)
+
+
+def _connection_key(loaded: LoadedState) -> str:
+    """What the connections depend on: the kubeconfig context and each device's platform and SSH."""
+    state = loaded.state
+    devices = [adc.model_dump_json(include={"name", "platform", "ssh"}) for adc in state.adcs]
+    return "\n".join([str(state.cluster.kubeconfig_context), *devices])
 
 
 def _lock(path: Path) -> int:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import secrets
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -33,15 +31,10 @@ from peeringd.errors import PeeringdError, StateFileError
 from peeringd.runtime.lab.kubeapi import BUNDLED_CRDS, KubeApiServer
 from peeringd.runtime.lab.nssim import DeviceProfile, NetScalerSimulator, write_known_hosts
 
-__all__ = ["Lab", "add_node", "default_workdir", "remove_node"]
+__all__ = ["Lab", "add_node", "remove_node"]
 
 CALICO_GROUP = "crd.projectcalico.org/v1"
 CALICO = CALICO_GROUP.partition("/")[0]
-
-
-def default_workdir() -> Path:
-    """Where a running lab keeps its files, found again by ``add-node`` from another terminal."""
-    return Path(tempfile.gettempdir()) / f"peeringd-lab-{os.getuid()}"
 
 
 class Lab:
