@@ -4,7 +4,10 @@ The login user exists only inside sshd's own mount namespace: sshd starts under 
 mounts of a minimal passwd, group and shadow written into the lab's work dir, with tmpfs over
 /run (for its privilege-separation dir /run/sshd and utmp) and over /var/log (wtmp, lastlog).
 So the lab adds no user to the machine, leaves no login records and nothing to clean up after a
-crash; the user is in group frrvty (the machine's real gid) so vtysh can reach the vty sockets.
+crash. The user has frr's uid and gid and is in group frrvty: vtysh reaches the vty sockets, and
+`write memory` leaves frr.conf frr's. A real router has watchfrr write frr.conf as root and hand
+it to frr; the lab runs no watchfrr, so vtysh writes the file itself, and as any other user it
+would fail to chown the file and answer "% Warning: can't chown configuration file".
 Clients log in with a per-run password or key; ForceCommand puts every session, interactive
 or exec, into vtysh for this lab's FRR instance.
 
@@ -89,14 +92,14 @@ class VtyshSshServer:
         self._ssh_dir.mkdir(mode=0o711)
         # Both the privileged monitor (as the login user) and vtysh must get through.
         self._ssh_dir.chmod(0o711)
-        login_id = _unused_id()
+        frr = pwd.getpwnam(_FRR_USER)
         home = self._workdir / "home"
         home.mkdir(mode=0o700)
-        os.chown(home, login_id, login_id)
+        os.chown(home, frr.pw_uid, frr.pw_gid)
         for key in (self._ssh_dir / "host_ed25519_key", self.key_file):
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "peeringd-lab", "-f", str(key)])
         self._write("authorized_keys", self.key_file.with_suffix(".pub").read_text(), 0o644)
-        self._write_user_database(login_id, home)
+        self._write_user_database(home)
         self._write("vtysh-login", self._login_script(), 0o755)
         self._write("sshd_config", self._sshd_config(), 0o644)
         argv = ["unshare", "--mount", "--propagation", "private", "--"]
@@ -144,15 +147,16 @@ class VtyshSshServer:
         path.write_text(text)
         path.chmod(mode)
 
-    def _write_user_database(self, login_id: int, home: Path) -> None:
+    def _write_user_database(self, home: Path) -> None:
         frr = pwd.getpwnam(_FRR_USER)
         vty_gid = grp.getgrnam(_VTY_GROUP).gr_gid
         shadow_gid = grp.getgrnam(_SHADOW_GROUP).gr_gid
         passwd = [
             "root:x:0:0:root:/root:/bin/sh",
             f"sshd:x:{_PRIVSEP_UID}:{_PRIVSEP_UID}:sshd privsep:/run/sshd:/usr/sbin/nologin",
+            # Before frr's line: vtysh names the user by uid for PAM, and shadow holds this one.
+            f"{LOGIN_USER}:x:{frr.pw_uid}:{frr.pw_gid}:peeringd BGP lab:{home}:/bin/sh",
             f"{_FRR_USER}:x:{frr.pw_uid}:{frr.pw_gid}:FRR:/nonexistent:/usr/sbin/nologin",
-            f"{LOGIN_USER}:x:{login_id}:{login_id}:peeringd BGP lab:{home}:/bin/sh",
         ]
         group = [
             "root:x:0:",
@@ -160,7 +164,6 @@ class VtyshSshServer:
             f"{_FRR_USER}:x:{frr.pw_gid}:",
             f"{_VTY_GROUP}:x:{vty_gid}:{LOGIN_USER}",
             f"{_SHADOW_GROUP}:x:{shadow_gid}:",
-            f"{LOGIN_USER}:x:{login_id}:",
         ]
         today = int(time.time() // 86400)
         shadow = ["root:!:1::::::", f"{LOGIN_USER}:{_sha512_crypt(self.password)}:{today}:0:99999:7:::"]
@@ -204,12 +207,6 @@ PrintMotd no
 PrintLastLog no
 LogLevel VERBOSE
 """
-
-
-def _unused_id() -> int:
-    """A uid/gid free on the machine, so the lab user's files are not someone else's."""
-    taken = {user.pw_uid for user in pwd.getpwall()} | {group.gr_gid for group in grp.getgrall()}
-    return next(candidate for candidate in range(64000, 65000) if candidate not in taken)
 
 
 def _sha512_crypt(password: str) -> str:
