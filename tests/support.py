@@ -17,6 +17,7 @@ from peeringd.core.plan import (
     Plan,
     RouteInstallChange,
     RouterChange,
+    SaveChange,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -125,6 +126,12 @@ def _apply_calico(change: Any, snapshot: live.CalicoSnapshot, cluster: str) -> l
 
 
 def _apply_device(change: Any, snapshot: live.AdcSnapshot) -> live.AdcSnapshot:
+    if isinstance(change, SaveChange):
+        return snapshot.model_copy(update={"unsaved": False})
+    return _change_device(change, snapshot).model_copy(update={"unsaved": True})
+
+
+def _change_device(change: Any, snapshot: live.AdcSnapshot) -> live.AdcSnapshot:
     match change:
         case FeatureChange():
             return snapshot.model_copy(update={"bgp_feature": change.after})

@@ -25,7 +25,14 @@ from peeringd.runtime.lab.nssim import DeviceProfile, NetScalerSimulator, write_
 from tests import support
 
 NODES = tuple(support.node(f"node-{i}", f"10.0.0.{10 + i}") for i in (1, 2, 3))
-OBSERVE = ["show ns feature", "vtysh", "show running-config", "show ip bgp summary", "exit"]
+OBSERVE = [
+    "show ns feature",
+    "vtysh",
+    "show running-config",
+    "show startup-config",
+    "show ip bgp summary",
+    "exit",
+]
 
 
 @pytest.fixture
@@ -99,6 +106,7 @@ def test_from_empty_to_converged_with_the_seed_procedure(
         "show ns feature",  # BGP is off: no session summary to read
         "vtysh",
         "show running-config",
+        "show startup-config",
         "exit",
         "enable ns feature BGP",
         "vtysh",
@@ -117,6 +125,7 @@ def test_from_empty_to_converged_with_the_seed_procedure(
         "end",
         "show running-config",
         "exit",
+        "save ns config",
     ]
     assert device_plan(driver, *NODES).changes == ()
 
@@ -148,6 +157,7 @@ def test_one_node_joining_sends_exactly_its_neighbour_lines(
         "end",
         "show running-config",
         "exit",
+        "save ns config",
     ]
 
 
@@ -315,3 +325,19 @@ def test_unsafe_descriptions_are_refused_before_connecting(
         list(driver.apply((router, bad)))
 
     assert simulator.logins == 0
+
+
+def test_a_save_that_failed_is_made_by_the_next_pass(
+    simulator: NetScalerSimulator, driver: netscaler.NetScaler
+) -> None:
+    """The device shows its running config differs from the saved one, so the next plan saves."""
+    simulator.reject_line("save ns config", "ERROR: Operation not permitted", times=1)
+    with pytest.raises(CommandRejected, match="rejected 'save ns config': ERROR: Operation not permitted"):
+        reconcile_device(driver, *NODES)
+    assert driver.observe().unsaved
+    simulator.clear_journal()
+
+    assert [c.kind for c in reconcile_device(driver, *NODES).changes] == ["save"]
+    assert lines(simulator)[-1] == "save ns config"
+    assert simulator.saved().zebos == simulator.running().zebos
+    assert not driver.observe().unsaved

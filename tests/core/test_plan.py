@@ -19,6 +19,7 @@ from peeringd.core.plan import (
     PeerSpec,
     RouteInstallChange,
     RouterChange,
+    SaveChange,
     plan,
 )
 from tests import support
@@ -85,6 +86,7 @@ class TestFromScratch:
                 after=live.MaxPaths(ebgp=8, ibgp=8),
             ),
             RouteInstallChange(action=Action.UPDATE, adc="adc-1", before=False, after=True),
+            SaveChange(action=Action.UPDATE, adc="adc-1"),
             PeerChange(
                 action=Action.CREATE,
                 name="adc-1",
@@ -110,14 +112,18 @@ class TestNodes:
         joined = with_calico(observed, nodes=(*NODES, node("node-c", "10.0.0.13")))
 
         expected = tuple(
-            NeighbourChange(
-                action=Action.CREATE,
-                adc=name,
-                address=ipaddress.IPv4Address("10.0.0.13"),
-                before=None,
-                after=NeighbourSpec(remote_as=64512, description=description("node-c")),
-            )
+            change
             for name in ("adc-1", "adc-2")
+            for change in (
+                NeighbourChange(
+                    action=Action.CREATE,
+                    adc=name,
+                    address=ipaddress.IPv4Address("10.0.0.13"),
+                    before=None,
+                    after=NeighbourSpec(remote_as=64512, description=description("node-c")),
+                ),
+                SaveChange(action=Action.UPDATE, adc=name),
+            )
         )
         assert expected == plan(desired, joined).changes
 
@@ -133,6 +139,7 @@ class TestNodes:
                 before=NeighbourSpec(remote_as=64512, description=description("node-b")),
                 after=None,
             ),
+            SaveChange(action=Action.UPDATE, adc="adc-1"),
         )
         assert expected == plan(state(), gone).changes
 
@@ -218,9 +225,10 @@ class TestOwnership:
                 )
             }
         )
-        (change,) = plan(state(), observed.model_copy(update={"adcs": (wrong,)})).changes
+        change, save = plan(state(), observed.model_copy(update={"adcs": (wrong,)})).changes
 
         assert isinstance(change, NeighbourChange)
+        assert save == SaveChange(action=Action.UPDATE, adc="adc-1")
         assert (change.action, change.before, change.after) == (
             Action.UPDATE,
             NeighbourSpec(remote_as=1, description=description("node-a")),
@@ -314,6 +322,7 @@ class TestUnobserved:
 
         assert result.changes == (
             RouteInstallChange(action=Action.UPDATE, adc="adc-1", before=False, after=True),
+            SaveChange(action=Action.UPDATE, adc="adc-1"),
         )
         assert result.unobserved == ("calico",)
 
@@ -341,4 +350,24 @@ def test_router_as_change_recreates_every_desired_neighbour() -> None:
         ("router-bgp", Action.UPDATE),
         ("neighbour", Action.CREATE),
         ("neighbour", Action.CREATE),
+        ("save", Action.UPDATE),
     ]
+
+
+class TestSave:
+    def test_an_unsaved_device_is_saved_even_without_other_changes(self) -> None:
+        """A save that failed in an earlier pass leaves the device unsaved: the next pass saves."""
+        observed = converged(*NODES)
+        unsaved = observed.model_copy(
+            update={"adcs": (observed.adcs[0].model_copy(update={"unsaved": True}),)}
+        )
+
+        assert plan(state(), unsaved).changes == (SaveChange(action=Action.UPDATE, adc="adc-1"),)
+
+    def test_without_save_config_nothing_is_saved(self) -> None:
+        observed = converged(*NODES[:1])
+        joined = with_calico(observed, nodes=NODES).model_copy(
+            update={"adcs": (observed.adcs[0].model_copy(update={"unsaved": True}),)}
+        )
+
+        assert [c.kind for c in plan(state(adc(saveConfig=False)), joined).changes] == ["neighbour"]

@@ -17,6 +17,7 @@ from peeringd.core.plan import (
     NeighbourChange,
     PeerChange,
     RouterChange,
+    SaveChange,
     plan,
 )
 from tests import support
@@ -37,6 +38,7 @@ def desired_states(draw: st.DrawFn) -> desired.PeeringState:
             as_number=draw(st.sampled_from([500, 501])),
             maxPaths=draw(st.none() | st.fixed_dictionaries({"ebgp": st.integers(1, 8)})),
             installRoutes=draw(st.booleans()),
+            saveConfig=draw(st.booleans()),
         )
         for name in names
     ]
@@ -121,6 +123,7 @@ def devices(draw: st.DrawFn, names: list[str]) -> tuple[live.AdcSnapshot, ...]:
                 neighbours=tuple(neighbours) if router_as else (),
                 max_paths=live.MaxPaths(ebgp=draw(st.none() | st.integers(1, 8))),
                 route_install=draw(st.booleans()),
+                unsaved=draw(st.booleans()),
             )
         )
     return tuple(snapshots)
@@ -267,10 +270,11 @@ def test_one_node_joining_or_leaving_changes_exactly_its_neighbours(
         for adc in state.adcs
         if converged.adc(adc.name) is not None and adc.name in owned_here
     )
-    actual = sorted(
-        (c.target, c.action, str(c.address))
-        for c in plan(state, after).changes
-        if isinstance(c, NeighbourChange)
-    )
+    changes = plan(state, after).changes
+    actual = sorted((c.target, c.action, str(c.address)) for c in changes if isinstance(c, NeighbourChange))
     assert expected == actual
-    assert all(isinstance(c, NeighbourChange) for c in plan(state, after).changes)
+    saved = {adc.name for adc in state.adcs if adc.save_config}
+    assert sorted(c.target for c in changes if isinstance(c, SaveChange)) == sorted(
+        target for target, _, _ in expected if target in saved
+    )
+    assert all(isinstance(c, NeighbourChange | SaveChange) for c in changes)

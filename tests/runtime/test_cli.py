@@ -51,7 +51,7 @@ def test_plan_against_the_example_snapshot_shows_changes_and_exits_2() -> None:
     assert (
         "  + neighbor 10.102.33.205 remote-as 64512 description peeringd:prod-1:k8s-worker-2" in result.stdout
     )
-    assert result.stdout.endswith("Plan: 5 to add, 3 to change, 0 to remove.\n")
+    assert result.stdout.endswith("Plan: 5 to add, 4 to change, 0 to remove.\n")
 
 
 def test_plan_json_lists_typed_changes(tmp_path: Path) -> None:

@@ -323,5 +323,5 @@ def test_the_lab_converges_once_from_the_example(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "lab: converged, 8 changes applied" in result.stdout
+    assert "lab: converged, 9 changes applied" in result.stdout
     assert result.stdout.count(" established\n") == 3

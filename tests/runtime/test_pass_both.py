@@ -39,7 +39,7 @@ def test_apply_converges_both_sides_and_a_second_plan_is_empty(
     again = peeringd("plan", "-f", state_file, "--kubeconfig", cluster.kubeconfig)
 
     assert (applied.returncode, again.returncode) == (0, 0), applied.stdout + applied.stderr
-    assert "Applied 8 changes; converged." in applied.stdout
+    assert "Applied 9 changes; converged." in applied.stdout
     assert neighbours(adc) == ["10.0.0.11", "10.0.0.12", "10.0.0.13"]
     assert adc.saved().features["BGP"]
     assert cluster.server.get(cluster.resource("bgppeers"), "adc-1") is not None

@@ -27,8 +27,8 @@ class Device(Protocol):
     def apply(self, changes: tuple[Change, ...]) -> Iterator[Change]:
         """Send the lines for ``changes`` in one configuration session, yielding each change
         once the device accepted its lines; then re-read the running config and raise
-        ``VerificationFailed`` unless every change took. A rejected line raises
-        ``CommandRejected`` and nothing after it is sent."""
+        ``VerificationFailed`` unless every change took; then save if a ``SaveChange`` asks.
+        A rejected line raises ``CommandRejected`` and nothing after it is sent."""
         ...
 
     def save(self) -> None:

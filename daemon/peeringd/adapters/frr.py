@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from peeringd.adapters import zebos
 from peeringd.adapters.ssh import PROMPT, CliSession
 from peeringd.core import live
-from peeringd.core.plan import Change
+from peeringd.core.plan import Change, SaveChange
 
 __all__ = ["Frr"]
 
@@ -22,12 +22,14 @@ class Frr(CliSession):
     """One FRR router. The verbs and their errors are ``adapters.device.Device``'s."""
 
     device_type = "cisco_ios"
+    save_command = "write memory"
     dialect = zebos.FRR
 
     def observe(self) -> live.AdcSnapshot:
         with self._errors("show running-config"):
             connection = self._session()
             running = self._running_config(connection)
+            unsaved = self._unsaved(connection, running)
             summary = "{}"
             if running.router_as is not None:
                 summary = self._send(connection, "show ip bgp summary json", PROMPT)
@@ -37,16 +39,17 @@ class Frr(CliSession):
             router_as=running.router_as,
             neighbours=running.neighbours,
             max_paths=running.max_paths,
+            unsaved=unsaved,
             sessions=zebos.parse_bgp_summary_json(summary),
         )
 
     def apply(self, changes: tuple[Change, ...]) -> Iterator[Change]:
-        steps = self._render(changes)
-        if not steps:
-            return
-        with self._errors("configure terminal"):
-            yield from self._configure(self._session(), steps, changes)
-
-    def save(self) -> None:
-        with self._errors("write memory"):
-            self._send(self._session(), "write memory", PROMPT)
+        configuration = tuple(change for change in changes if not isinstance(change, SaveChange))
+        steps = self._render(configuration)
+        if steps:
+            with self._errors("configure terminal"):
+                yield from self._configure(self._session(), steps, configuration)
+        for change in changes:
+            if isinstance(change, SaveChange):
+                self.save()
+                yield change

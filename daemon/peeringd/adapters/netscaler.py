@@ -14,7 +14,7 @@ from typing import Any
 from peeringd.adapters import zebos
 from peeringd.adapters.ssh import PROMPT, CliSession
 from peeringd.core import live
-from peeringd.core.plan import Change, FeatureChange
+from peeringd.core.plan import Change, FeatureChange, SaveChange
 
 __all__ = ["NetScaler"]
 
@@ -23,6 +23,7 @@ class NetScaler(CliSession):
     """One ADC, driven through its CLI. The verbs and their errors are ``adapters.device.Device``'s."""
 
     device_type = "netscaler"
+    save_command = "save ns config"
     error_prefixes = ("%", "ERROR:")
     dialect = zebos.NETSCALER
 
@@ -32,6 +33,7 @@ class NetScaler(CliSession):
             feature = zebos.parse_bgp_feature(self._send(connection, "show ns feature", _nscli(connection)))
             self._send(connection, "vtysh", PROMPT)
             running = self._running_config(connection)
+            unsaved = self._unsaved(connection, running)
             summary = ""
             if feature and running.router_as is not None:
                 summary = self._send(connection, "show ip bgp summary", PROMPT)
@@ -43,11 +45,12 @@ class NetScaler(CliSession):
             neighbours=running.neighbours,
             max_paths=running.max_paths,
             route_install=running.route_install,
+            unsaved=unsaved,
             sessions=zebos.parse_bgp_summary(summary),
         )
 
     def apply(self, changes: tuple[Change, ...]) -> Iterator[Change]:
-        configuration = tuple(change for change in changes if not isinstance(change, FeatureChange))
+        configuration = tuple(c for c in changes if not isinstance(c, FeatureChange | SaveChange))
         steps = self._render(configuration)
         with self._errors("enable ns feature BGP"):
             connection = self._session()
@@ -59,11 +62,14 @@ class NetScaler(CliSession):
                 self._send(connection, "vtysh", PROMPT)
                 yield from self._configure(connection, steps, configuration)
                 self._leave_vtysh(connection)
+        for change in changes:
+            if isinstance(change, SaveChange):
+                self.save()
+                yield change
 
-    def save(self) -> None:
-        with self._errors("save ns config"):
-            connection = self._session()
-            self._send(connection, "save ns config", _nscli(connection))
+    def _persist(self, connection: Any) -> None:
+        # nscli's own command: it saves ns.conf and ZebOS.conf together.
+        self._send(connection, self.save_command, _nscli(connection))
 
     def _leave_vtysh(self, connection: Any) -> None:
         self._send(connection, "exit", _nscli(connection))

@@ -49,10 +49,13 @@ class CliSession:
     """An SSH session to one ZebOS-family device's CLI, reopened on demand."""
 
     device_type = ""  # netmiko's driver
+    save_command = ""
     dialect = zebos.NETSCALER
     error_prefixes: tuple[str, ...] = ("%",)
     # The AS of the running `router bgp`, as last read: rendering needs it.
     _router_as: int | None = None
+    # This session changed the running config and no save has succeeded since.
+    _save_pending = False
 
     def __init__(self, adc: desired.ADC, *, timeout: float = 30.0) -> None:
         self.name = adc.name
@@ -136,6 +139,7 @@ class CliSession:
     ) -> Iterator[Change]:
         """One configuration session: each step's lines, its change yielded once they are all
         accepted; then the running config must show every change."""
+        self._save_pending = True
         self._send(connection, "configure terminal", PROMPT)
         for step in steps:
             for line in step.lines:
@@ -151,6 +155,31 @@ class CliSession:
         running = zebos.parse_running_config(self._send(connection, "show running-config", PROMPT))
         self._router_as = running.router_as
         return running
+
+    def save(self) -> None:
+        """Persist the running configuration; until it succeeds the device reports itself unsaved,
+        so the next pass saves again even when it has nothing else to change."""
+        with self._errors(self.save_command):
+            self._save_pending = True
+            self._persist(self._session())
+            self._save_pending = False
+
+    def _persist(self, connection: Any) -> None:
+        self._send(connection, self.save_command, PROMPT)
+
+    def _unsaved(self, connection: Any, running: zebos.RunningConfig) -> bool:
+        """Whether a reboot would bring back another BGP configuration than ``running``: a save
+        this session failed to make, or a startup config whose ``router bgp`` differs.
+
+        A startup config without ``router bgp`` tells nothing (FRR 8.4 prints an empty one
+        when vtysh does not find the file; a device may refuse the command): the failed saves
+        this session saw are then all that is known.
+        """
+        try:
+            startup = zebos.parse_running_config(self._send(connection, "show startup-config", PROMPT))
+        except CommandRejected:
+            return self._save_pending
+        return self._save_pending or (startup.router_as is not None and startup != running)
 
     @contextlib.contextmanager
     def _errors(self, first_line: str) -> Iterator[None]:

@@ -29,6 +29,7 @@ from peeringd.core.plan import (
     NeighbourSpec,
     RouteInstallChange,
     RouterChange,
+    SaveChange,
 )
 
 __all__ = [
@@ -226,8 +227,8 @@ def _steps(changes: tuple[Change, ...], dialect: Dialect, router_as: int | None)
     current_as = router_as
     for change in changes:
         match change:
-            case FeatureChange():
-                continue
+            case FeatureChange() | SaveChange():
+                continue  # not configuration lines
             case RouterChange(before=before, after=after):
                 lines = [f"no router bgp {_as(before)}"] if before is not None else []
                 if inside:

@@ -110,6 +110,8 @@ class AdcSnapshot(_Frozen):
     neighbours: tuple[Neighbour, ...] = ()
     max_paths: MaxPaths = MaxPaths()
     route_install: bool = False
+    # The BGP configuration a reboot would bring back differs from the running one.
+    unsaved: bool = False
     sessions: tuple[Session, ...] = ()
 
     def neighbour(self, address: ipaddress.IPv4Address) -> Neighbour | None:

@@ -6,7 +6,8 @@ make applying unsafe). Live values are normalised before comparing (an unset
 Calico AS is 64512, an unset mesh is on), so a converged system plans nothing.
 
 Order: each ADC first (feature, router, neighbour additions and updates,
-settings, then neighbour removals, all in one device session), then Calico
+settings, then neighbour removals, all in one device session, then a save when
+the file asks for it), then Calico
 (BGPConfiguration, BGPPeer additions and updates, then removals). ADC
 neighbours so exist before the Calico peer that points at the ADC.
 """
@@ -39,6 +40,7 @@ __all__ = [
     "Plan",
     "RouteInstallChange",
     "RouterChange",
+    "SaveChange",
     "plan",
 ]
 
@@ -145,6 +147,16 @@ class RouteInstallChange(_DeviceChange):
     after: bool
 
 
+class SaveChange(_DeviceChange):
+    """Persist the device's running configuration (``save ns config``, ``write memory``).
+
+    Planned after a device's other changes, and on its own when the device shows
+    unsaved configuration (a save that failed in an earlier pass).
+    """
+
+    kind: Literal["save"] = "save"
+
+
 Change = Annotated[
     PeerChange
     | ConfigurationChange
@@ -152,7 +164,8 @@ Change = Annotated[
     | RouterChange
     | NeighbourChange
     | MaxPathsChange
-    | RouteInstallChange,
+    | RouteInstallChange
+    | SaveChange,
     Field(discriminator="kind"),
 ]
 
@@ -219,7 +232,10 @@ def plan(state: desired.PeeringState, observed: live.LiveState) -> Plan:
                     message="Calico was not observed, so neighbours are left as they are",
                 )
             )
-        changes += _device_changes(state.cluster.name, adc, snapshot, speakers, findings)
+        device = list(_device_changes(state.cluster.name, adc, snapshot, speakers, findings))
+        if adc.save_config and (device or snapshot.unsaved):
+            device.append(SaveChange(action=Action.UPDATE, adc=adc.name))
+        changes += device
     return Plan(changes=(*changes, *calico_changes), findings=tuple(findings), unobserved=tuple(unobserved))
 
 

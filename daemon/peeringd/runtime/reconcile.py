@@ -23,7 +23,7 @@ from peeringd.adapters.frr import Frr
 from peeringd.adapters.netscaler import NetScaler
 from peeringd.adapters.statefile import LoadedState
 from peeringd.core import guards, live
-from peeringd.core.plan import CALICO, Change, PeerChange, Plan, plan
+from peeringd.core.plan import CALICO, Change, PeerChange, Plan, SaveChange, plan
 from peeringd.errors import CalicoConflict, PeeringdError, StateFileError, VerificationFailed
 from peeringd.runtime import report
 
@@ -150,7 +150,7 @@ def reconcile(
             return Report(outcome, planned, refusals, (), tuple(errors.items()), observed)
         if confirm is not None and not confirm(planned, refusals):
             return Report(Outcome.DRIFT, planned, refusals, (), tuple(errors.items()), observed)
-        applied, apply_errors = _apply(loaded, systems, planned, errors, revision)
+        applied, apply_errors, held = _apply(loaded, systems, planned, errors, revision)
         applied = applied_before + applied
         conflicted = any(isinstance(error, CalicoConflict) for error in apply_errors.values())
         if conflicted and attempt + 1 < _CONFLICT_RETRIES:
@@ -158,7 +158,7 @@ def reconcile(
             applied_before = applied
             continue
         errors.update(apply_errors)
-        return _verify(loaded, systems, planned, applied, errors)
+        return _verify(loaded, systems, planned, applied, errors=errors, held=held)
     raise AssertionError("unreachable: the last attempt always returns")
 
 
@@ -198,51 +198,51 @@ def _apply(
     planned: Plan,
     errors: Mapping[str, PeeringdError],
     revision: str | None,
-) -> tuple[tuple[Change, ...], dict[str, PeeringdError]]:
-    """Apply each target's changes in the plan's order; a failing target does not stop the others."""
+) -> tuple[tuple[Change, ...], dict[str, PeeringdError], frozenset[str]]:
+    """Apply each target's changes in the plan's order; a failing target does not stop the others.
+
+    Returns what was applied, the failures by target, and the BGPPeers held back because
+    their ADC is not configured (not observed, or some of its configuration failed; a
+    failed save alone does not hold a peer back: the configuration is there).
+    """
     applied: list[Change] = []
     failures: dict[str, PeeringdError] = {}
+    unconfigured = set(errors)
+    held: frozenset[str] = frozenset()
     context = {"state_hash": loaded.sha256, "git_revision": revision}
     for target in planned.targets:
         changes = planned.for_target(target)
+        if target == CALICO:
+            held = frozenset(
+                c.name
+                for c in changes
+                if isinstance(c, PeerChange) and c.after is not None and c.name in unconfigured
+            )
+            for name in sorted(held):
+                log.warning("BGPPeer waits for its ADC to be configured", target=CALICO, peer=name)
+            changes = tuple(c for c in changes if not (isinstance(c, PeerChange) and c.name in held))
+        done: list[Change] = []
         try:
             if target == CALICO:
                 assert systems.calico is not None
-                waiting = set(errors) | set(failures)
-                changes = _peers_not_waiting_for(changes, waiting)
-                done = systems.calico.apply(
-                    changes, cluster=loaded.state.cluster.name, state_hash=loaded.sha256
+                cluster = loaded.state.cluster.name
+                _record(
+                    systems.calico.apply(changes, cluster=cluster, state_hash=loaded.sha256), context, done
                 )
-                applied += _logged(done, context)
             else:
-                device = systems.devices[target]
-                applied += _logged(device.apply(changes), context)
-                adc = loaded.state.adc(target)
-                if adc is not None and adc.save_config:
-                    device.save()
-                    log.info("device configuration saved", target=target)
+                _record(systems.devices[target].apply(changes), context, done)
         except PeeringdError as error:
             failures[target] = error
             log.error("apply failed", target=target, error=str(error), transient=error.transient)
-    return tuple(applied), failures
+            if any(c not in done for c in changes if not isinstance(c, SaveChange)):
+                unconfigured.add(target)
+        applied += done
+    return tuple(applied), failures, held
 
 
-def _peers_not_waiting_for(changes: tuple[Change, ...], failed: Iterable[str]) -> tuple[Change, ...]:
-    """A BGPPeer is created or updated only once its ADC is configured: never point nodes at
-    an ADC that does not expect them (calico-node counts a down peer against readiness)."""
-    blocked = set(failed)
-    kept = []
-    for change in changes:
-        if isinstance(change, PeerChange) and change.after is not None and change.name in blocked:
-            log.warning("BGPPeer waits for its ADC", target=CALICO, peer=change.name)
-            continue
-        kept.append(change)
-    return tuple(kept)
-
-
-def _logged(changes: Iterable[Change], context: Mapping[str, Any]) -> list[Change]:
-    """Each applied change as one event: side, target, object, action, before, after."""
-    done = []
+def _record(changes: Iterable[Change], context: Mapping[str, Any], done: list[Change]) -> None:
+    """Each applied change as one event (side, target, object, action, before, after), kept in
+    ``done`` as it comes, so a failure half-way still counts what was applied."""
     for change in changes:
         log.info(
             "change applied",
@@ -254,7 +254,6 @@ def _logged(changes: Iterable[Change], context: Mapping[str, Any]) -> list[Chang
             **context,
         )
         done.append(change)
-    return done
 
 
 def _verify(
@@ -262,9 +261,12 @@ def _verify(
     systems: Systems,
     planned: Plan,
     applied: tuple[Change, ...],
+    *,
     errors: dict[str, PeeringdError],
+    held: frozenset[str],
 ) -> Report:
-    """Observe again: every target whose changes all applied must now plan nothing."""
+    """Observe again: every target whose changes all applied must now plan nothing, but for
+    the BGPPeers held back for their ADC (whose error already says why)."""
     observed, observe_errors = observe(loaded, systems)
     errors.update(observe_errors)
     remaining = plan(loaded.state, observed)
@@ -273,7 +275,8 @@ def _verify(
     for target in planned.targets:
         if target in errors:
             continue
-        if left := remaining.for_target(target):
+        left = [c for c in remaining.for_target(target) if not (isinstance(c, PeerChange) and c.name in held)]
+        if left:
             errors[target] = VerificationFailed(
                 f"{target}: still differs after applying: {', '.join(report.describe(c) for c in left)}"
             )

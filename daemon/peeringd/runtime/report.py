@@ -18,6 +18,7 @@ from peeringd.core.plan import (
     Plan,
     RouteInstallChange,
     RouterChange,
+    SaveChange,
 )
 
 __all__ = ["describe", "plan_text", "subject"]
@@ -84,6 +85,8 @@ def describe(change: Change) -> str:
             return f"max-paths: {_max_paths(before)} -> {_max_paths(after)}"
         case RouteInstallChange(after=after):
             return "ns route-install bgp" if after else "no ns route-install bgp"
+        case SaveChange():
+            return "save the running configuration"
     raise AssertionError(f"unknown change {change!r}")
 
 
@@ -104,6 +107,8 @@ def subject(change: Change) -> str:
             return "max-paths"
         case RouteInstallChange():
             return "ns route-install bgp"
+        case SaveChange():
+            return "saved configuration"
     raise AssertionError(f"unknown change {change!r}")
 
 

@@ -121,6 +121,8 @@ _NSCLI_COMMANDS = [
 _EXEC_COMMANDS = [
     grammar.Command("configure", "configure terminal"),
     grammar.Command("show-running-config", "show running-config"),
+    # Standard in ZebOS and Quagga; unverified on NetScaler.
+    grammar.Command("show-startup-config", "show startup-config"),
     grammar.Command("show-bgp-summary", "show ip bgp summary"),
     grammar.Command("write", "write"),
     grammar.Command("write", "write memory"),
@@ -278,6 +280,8 @@ class CliSession:
             return " Done"
         if result.action == "show-running-config":
             return self._device.running.zebos.render()
+        if result.action == "show-startup-config":
+            return self._device.saved.zebos.render()
         if result.action == "show-bgp-summary":
             if not self._device.bgp_running():
                 raise vtysh.CommandRejected(texts.bgp_feature_disabled)
