@@ -26,6 +26,7 @@ from tests import support
 
 NODES = tuple(support.node(f"node-{i}", f"10.0.0.{10 + i}") for i in (1, 2, 3))
 OBSERVE = [
+    "show ha node",
     "show ns feature",
     "vtysh",
     "show running-config",
@@ -103,6 +104,7 @@ def test_from_empty_to_converged_with_the_seed_procedure(
     reconcile_device(driver, *NODES)
 
     assert lines(simulator) == [
+        "show ha node",
         "show ns feature",  # BGP is off: no session summary to read
         "vtysh",
         "show running-config",
@@ -341,3 +343,15 @@ def test_a_save_that_failed_is_made_by_the_next_pass(
     assert lines(simulator)[-1] == "save ns config"
     assert simulator.saved().zebos == simulator.running().zebos
     assert not driver.observe().unsaved
+
+
+def test_the_secondary_of_an_ha_pair_is_not_configured(
+    simulators: Callable[..., NetScalerSimulator], tmp_path: Path
+) -> None:
+    """Its routing configuration comes from the primary by HA sync: peeringd says so and sends nothing."""
+    simulator = simulators(DeviceProfile(ha_role="secondary"))
+    device = netscaler.NetScaler(adc_for(simulator, tmp_path))
+    with pytest.raises(DeviceError, match="is the secondary of an HA pair, .*point ssh.host at the primary"):
+        device.observe()
+
+    assert lines(simulator) == ["show ha node"]

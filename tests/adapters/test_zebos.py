@@ -1,12 +1,8 @@
-"""ZebOS-family parsers on recorded outputs, and the renderer's lines for each change."""
+"""The ZebOS-family renderer: the lines each change becomes, and what it refuses to send."""
 
 from __future__ import annotations
 
 import ipaddress
-import json
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,40 +17,6 @@ from peeringd.core.plan import (
     RouteInstallChange,
     RouterChange,
 )
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "zebos"
-PARSERS: dict[str, Callable[[str], object]] = {
-    "running_config": lambda text: _plain(zebos.parse_running_config(text)),
-    "bgp_feature": zebos.parse_bgp_feature,
-    "bgp_summary": lambda text: [s.model_dump(mode="json") for s in zebos.parse_bgp_summary(text)],
-    "bgp_summary_json": lambda text: [s.model_dump(mode="json") for s in zebos.parse_bgp_summary_json(text)],
-}
-
-
-def _plain(config: zebos.RunningConfig) -> dict[str, Any]:
-    return {
-        "router_as": config.router_as,
-        "neighbours": [n.model_dump(mode="json") for n in config.neighbours],
-        "max_paths": config.max_paths.model_dump(),
-        "route_install": config.route_install,
-    }
-
-
-CASES = sorted((parser.name, case.name) for parser in FIXTURES.iterdir() for case in parser.iterdir())
-
-
-@pytest.mark.parametrize(("parser", "case"), CASES, ids=[f"{p}/{c}" for p, c in CASES])
-def test_recorded_output(parser: str, case: str) -> None:
-    """Each fixture: a device's output and what peeringd must read from it."""
-    folder = FIXTURES / parser / case
-    expected = json.loads((folder / "expected.json").read_text())
-
-    assert expected == PARSERS[parser]((folder / "output.txt").read_text())
-
-
-def test_feature_table_without_bgp_is_an_error() -> None:
-    with pytest.raises(ValueError, match="no BGP row"):
-        zebos.parse_bgp_feature(" 1)  Web Logging  WL  ON\n Done\n")
 
 
 def spec(remote_as: int = 64512, description: str = "peeringd:prod-1:node-a") -> NeighbourSpec:

@@ -11,10 +11,11 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from peeringd.adapters import zebos
+from peeringd.adapters import nscli, zebos
 from peeringd.adapters.ssh import PROMPT, CliSession
 from peeringd.core import live
 from peeringd.core.plan import Change, FeatureChange, SaveChange
+from peeringd.errors import DeviceError
 
 __all__ = ["NetScaler"]
 
@@ -30,7 +31,13 @@ class NetScaler(CliSession):
     def observe(self) -> live.AdcSnapshot:
         with self._errors("show ns feature"):
             connection = self._session()
-            feature = zebos.parse_bgp_feature(self._send(connection, "show ns feature", _nscli(connection)))
+            if nscli.parse_ha_role(self._send(connection, "show ha node", _nscli(connection))) == "secondary":
+                raise DeviceError(
+                    self.name,
+                    f"{self.address} is the secondary of an HA pair, which gets its routing "
+                    "configuration from the primary: point ssh.host at the primary",
+                )
+            feature = nscli.parse_bgp_feature(self._send(connection, "show ns feature", _nscli(connection)))
             self._send(connection, "vtysh", PROMPT)
             running = self._running_config(connection)
             unsaved = self._unsaved(connection, running)

@@ -39,7 +39,6 @@ __all__ = [
     "RenderError",
     "RunningConfig",
     "Step",
-    "parse_bgp_feature",
     "parse_bgp_summary",
     "parse_bgp_summary_json",
     "parse_running_config",
@@ -155,15 +154,6 @@ def parse_running_config(text: str) -> RunningConfig:
         max_paths=live.MaxPaths(ebgp=paths.get("ebgp"), ibgp=paths.get("ibgp")),
         route_install=route_install,
     )
-
-
-def parse_bgp_feature(text: str) -> bool:
-    """Whether ``show ns feature`` lists BGP as ON; raises ValueError when BGP is not listed."""
-    for line in text.splitlines():
-        words = line.split()
-        if "BGP" in words and words[-1] in {"ON", "OFF"}:
-            return words[-1] == "ON"
-    raise ValueError("show ns feature lists no BGP row")
 
 
 def parse_bgp_summary(text: str) -> tuple[live.Session, ...]:

@@ -1,0 +1,63 @@
+"""Device parsers on recorded outputs, napalm-style: tests/fixtures/<module>/<parser>/<case>/.
+
+Each case is a device's output (``output.txt``) and what peeringd must read from it
+(``expected.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peeringd.adapters import nscli, zebos
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def _running_config(text: str) -> dict[str, Any]:
+    config = zebos.parse_running_config(text)
+    return {
+        "router_as": config.router_as,
+        "neighbours": [n.model_dump(mode="json") for n in config.neighbours],
+        "max_paths": config.max_paths.model_dump(),
+        "route_install": config.route_install,
+    }
+
+
+PARSERS: dict[str, Callable[[str], object]] = {
+    "zebos/running_config": _running_config,
+    "zebos/bgp_summary": lambda text: [s.model_dump(mode="json") for s in zebos.parse_bgp_summary(text)],
+    "zebos/bgp_summary_json": lambda text: [
+        s.model_dump(mode="json") for s in zebos.parse_bgp_summary_json(text)
+    ],
+    "nscli/bgp_feature": nscli.parse_bgp_feature,
+    "nscli/ha_role": nscli.parse_ha_role,
+}
+CASES = sorted(
+    f"{parser}/{case.name}" for parser in PARSERS for case in (FIXTURES / parser).iterdir() if case.is_dir()
+)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_recorded_output(case: str) -> None:
+    parser, _, _ = case.rpartition("/")
+    folder = FIXTURES / case
+    expected = json.loads((folder / "expected.json").read_text())
+
+    assert expected == PARSERS[parser]((folder / "output.txt").read_text())
+
+
+def test_every_fixture_folder_has_a_parser() -> None:
+    """A fixture nobody reads would be a test that cannot fail."""
+    folders = {f"{module.name}/{parser.name}" for module in FIXTURES.iterdir() for parser in module.iterdir()}
+
+    assert folders == set(PARSERS)
+
+
+def test_a_feature_table_without_bgp_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no BGP row"):
+        nscli.parse_bgp_feature(" 1)  Web Logging  WL  ON\n Done\n")
