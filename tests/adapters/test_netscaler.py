@@ -351,7 +351,7 @@ def test_the_secondary_of_an_ha_pair_is_not_configured(
     """Its routing configuration comes from the primary by HA sync: peeringd says so and sends nothing."""
     simulator = simulators(DeviceProfile(ha_role="secondary"))
     device = netscaler.NetScaler(adc_for(simulator, tmp_path))
-    with pytest.raises(DeviceError, match="is the secondary of an HA pair, .*point ssh.host at the primary"):
+    with pytest.raises(DeviceError, match=r"is the secondary of an HA pair, .*point ssh.host at the primary"):
         device.observe()
 
     assert lines(simulator) == ["show ha node"]
