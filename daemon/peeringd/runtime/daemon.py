@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -64,16 +64,16 @@ class Options:
     kubeconfig: Path | None = None
     context: str | None = None
     metrics_address: tuple[str, int] | None = None
-    lock_file: Path = Path("/run/peeringd/peeringd.lock")
+    lock_file: Path = field(default_factory=default_lock_file)
 
 
 class Daemon:
     """The long-running reconciler of one state file."""
 
-    def __init__(self, options: Options, *, notifier: Notifier | None = None) -> None:
+    def __init__(self, options: Options) -> None:
         self._options = options
         self._source = StateSource(options.state_file)
-        self._notify = notifier or Notifier()
+        self._notify = Notifier()
         self._metrics = Metrics()
         self._stopping = threading.Event()
         self._wanted = threading.Event()  # a pass was asked for

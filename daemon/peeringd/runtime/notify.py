@@ -17,14 +17,10 @@ __all__ = ["Notifier"]
 class Notifier:
     """Sends state lines to the service manager, if there is one."""
 
-    def __init__(self, address: str | None = None) -> None:
-        address = address if address is not None else os.environ.get("NOTIFY_SOCKET", "")
+    def __init__(self) -> None:
+        address = os.environ.get("NOTIFY_SOCKET", "")
         # A leading "@" names a socket in the abstract namespace.
         self._address = "\0" + address[1:] if address.startswith("@") else address
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._address)
 
     @staticmethod
     def watchdog_interval() -> float | None:
