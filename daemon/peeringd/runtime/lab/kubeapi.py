@@ -47,7 +47,6 @@ from ruamel.yaml import YAML
 
 __all__ = [
     "BUNDLED_CRDS",
-    "FORBIDDEN_USER",
     "WRITE_VERBS",
     "CalicoApi",
     "JournalEntry",
@@ -61,7 +60,7 @@ CalicoApi = Literal["v1", "v3", "both", "none"]
 # The unmodified upstream CRDs (see crds/README.md); the v3.31.7 set is in a sub-folder.
 BUNDLED_CRDS: Final = Path(__file__).with_name("crds")
 WRITE_VERBS: Final = ("create", "update", "patch", "delete", "deletecollection")
-FORBIDDEN_USER: Final = "system:serviceaccount:peeringd:peeringd"
+_FORBIDDEN_USER: Final = "system:serviceaccount:peeringd:peeringd"
 
 _log = logging.getLogger(__name__)
 
@@ -645,7 +644,7 @@ def _injected(status: int, entry: JournalEntry, kind: _Kind | None) -> KubeApiEr
         case 403:
             named = f' "{name}"' if name is not None else ""
             message = (
-                f'{target}{named} is forbidden: User "{FORBIDDEN_USER}" cannot {entry.verb}'
+                f'{target}{named} is forbidden: User "{_FORBIDDEN_USER}" cannot {entry.verb}'
                 f' resource "{entry.resource}" in API group "{entry.group or ""}"'
                 " at the cluster scope"
             )
@@ -804,8 +803,7 @@ def _spec_part(kind: _Kind, obj: Json) -> Json:
 
 def _with_status(obj: Json, status_from: Json) -> Json:
     """A copy of `obj` with the status of `status_from`: what a status subresource keeps apart."""
-    result = {key: value for key, value in obj.items() if key != "status"}
-    result = copy.deepcopy(result)
+    result = copy.deepcopy({key: value for key, value in obj.items() if key != "status"})
     if "status" in status_from:
         result["status"] = copy.deepcopy(status_from["status"])
     return result
@@ -881,9 +879,7 @@ class _Store:
             metadata |= {"uid": str(uuid.uuid4()), "creationTimestamp": _now()}
             if kind.is_custom:
                 metadata["generation"] = 1
-            if dry_run:
-                return body, warnings
-            return self._commit(kind, "ADDED", body, None), warnings
+            return (body if dry_run else self._commit(kind, "ADDED", body, None)), warnings
 
     def update(
         self,
@@ -925,9 +921,7 @@ class _Store:
                 return old, warnings  # a no-op write stores nothing, like etcd's
             if kind.is_custom and _spec_part(kind, body) != _spec_part(kind, old):
                 body["metadata"]["generation"] = old["metadata"].get("generation", 0) + 1
-            if dry_run:
-                return body, warnings
-            return self._commit(kind, "MODIFIED", body, old), warnings
+            return (body if dry_run else self._commit(kind, "MODIFIED", body, old)), warnings
 
     def patch(
         self,
@@ -989,9 +983,7 @@ class _Store:
                         f" {label} in record ({got}). The object might have been modified"
                     )
                     raise _conflict(kind, name, why)
-            if dry_run:
-                return old
-            return self._commit(kind, "DELETED", None, old)
+            return old if dry_run else self._commit(kind, "DELETED", None, old)
 
     def put(self, kind: _Kind, obj: Json) -> Json:
         """Create or replace whatever the object's state, status included; no version check."""
@@ -1157,7 +1149,7 @@ class _Fault(_Rule):
 
 @dataclasses.dataclass
 class _Hook(_Rule):
-    callback: Callable[[JournalEntry], None] = print
+    callback: Callable[[JournalEntry], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1215,7 +1207,7 @@ class KubeApiServer:
     `history_limit` bounds the watch history per kind (older watches get 410 Gone) and
     `journal_limit` the request journal (the oldest entries go first).
 
-    The direct-access methods (`put`, `get`, `list`, `delete`), the journal, `inject_fault`
+    The direct-access methods (`put`, `get`, `objects`, `delete`), the journal, `inject_fault`
     and `before_request` are thread-safe and may be used before `start()`.
     """
 
@@ -1367,8 +1359,8 @@ class KubeApiServer:
         `verb` is a Kubernetes verb (get, list, watch, create, update, patch, delete,
         deletecollection); `resource` a plural or `plural/status`; `name` narrows to one
         object. Without `status` the delayed request is then served normally. The error
-        bodies are a real server's (401, 403 with RBAC wording for FORBIDDEN_USER, 404, 409,
-        429 with Retry-After, 500, 503, 504).
+        bodies are a real server's (401, 403 with RBAC wording for peeringd's service
+        account, 404, 409, 429 with Retry-After, 500, 503, 504).
         """
         if status is None and delay <= 0:
             raise ValueError("a fault needs a status, a delay or both")
@@ -1622,11 +1614,9 @@ class KubeApiServer:
                 await _send(response, past, matches)
             deadline = None if timeout is None else loop.time() + timeout
             while True:
-                remaining = None if deadline is None else deadline - loop.time()
-                if remaining is not None and remaining <= 0:
-                    break
                 try:
-                    event = await asyncio.wait_for(watcher.queue.get(), remaining)
+                    async with asyncio.timeout_at(deadline):  # None: no deadline
+                        event = await watcher.queue.get()
                 except TimeoutError:
                     break
                 if event is None:
