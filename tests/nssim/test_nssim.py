@@ -402,6 +402,15 @@ class TestVtysh:
         assert (after_write.features["BGP"], after_write.zebos == device.running.zebos) == (False, True)
         assert device.saved == device.running
 
+    def test_show_startup_config_prints_the_saved_config(self) -> None:
+        cli = in_router(session())
+        run(cli, "neighbor 10.0.0.1 remote-as 64512", "end")
+
+        before_write = run(cli, "show startup-config")
+        after_write = run(cli, "write", "show startup-config")
+
+        assert (" neighbor 10.0.0.1" in before_write, " neighbor 10.0.0.1" in after_write) == (False, True)
+
     def test_do_runs_exec_commands_from_config_modes(self) -> None:
         cli = in_router(session())
 

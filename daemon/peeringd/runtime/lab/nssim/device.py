@@ -17,6 +17,8 @@ from peeringd.runtime.lab.nssim.profile import FEATURES, DeviceProfile
 __all__ = ["BGP_STATES", "BgpSession", "Device", "DeviceConfig"]
 
 BGP_STATES = ("Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established")
+# The other node of an HA pair, as `show ha node` lists it.
+_HA_PEER_ADDRESS = "192.0.2.209"
 
 
 @dataclasses.dataclass
@@ -33,7 +35,11 @@ class DeviceConfig:
 
 @dataclasses.dataclass(frozen=True)
 class BgpSession:
-    """A neighbour's session as `show ip bgp summary` reports it."""
+    """A neighbour's session as `show ip bgp summary` reports it.
+
+    A neighbour nobody set a session for is `Established`, so that a configured lab looks
+    healthy.
+    """
 
     state: str = "Established"
     prefixes: int = 0
@@ -43,11 +49,16 @@ class BgpSession:
             raise ValueError(f"unknown BGP state {self.state!r}; expected one of {BGP_STATES}")
 
 
-def _format_duration(seconds: float) -> str:
-    whole = int(seconds)
-    days, rest = divmod(whole, 86400)
+def _split_duration(seconds: float) -> tuple[int, int, int, int]:
+    """Whole days, hours, minutes and seconds."""
+    days, rest = divmod(int(seconds), 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
+    return days, hours, minutes, secs
+
+
+def _format_duration(seconds: float) -> str:
+    days, hours, minutes, secs = _split_duration(seconds)
     if days:
         return f"{days}d{hours:02d}h{minutes:02d}m"
     return f"{hours:02d}:{minutes:02d}:{secs:02d}"
@@ -73,8 +84,8 @@ class Device:
         self.running = DeviceConfig(features, config)
         self.saved = self.running.copy()
         self.sessions: dict[str, BgpSession] = {}
-        # address -> (remote AS, when that peering was configured), for Up/Down.
-        self._peerings: dict[str, tuple[int, float]] = {}
+        # (address, remote AS) -> when that peering was configured, for Up/Down.
+        self._peered_since: dict[tuple[str, int], float] = {}
         self.track_neighbors()
 
     @staticmethod
@@ -116,18 +127,14 @@ class Device:
         router = self.running.zebos.bgp
         neighbors = router.neighbors if router is not None else {}
         now = self._clock()
-        self._peerings = {
-            address: (
-                (neighbor.remote_as, self._peerings[address][1])
-                if self._peerings.get(address, (None, 0.0))[0] == neighbor.remote_as
-                else (neighbor.remote_as, now)
-            )
+        self._peered_since = {
+            (address, neighbor.remote_as): self._peered_since.get((address, neighbor.remote_as), now)
             for address, neighbor in neighbors.items()
         }
 
     def session(self, address: str) -> BgpSession:
-        """The session state set for `address`, or the profile's default."""
-        return self.sessions.get(address, BgpSession(self.profile.default_bgp_state))
+        """The session state set for `address`, or an established one."""
+        return self.sessions.get(address, BgpSession())
 
     def show_features(self) -> str:
         """The `show ns feature` table."""
@@ -167,51 +174,24 @@ class Device:
     def show_ha_node(self) -> str:
         """`show ha node`: this node, and its peer when in an HA pair."""
         own_ip = str(ipaddress.ip_interface(self.profile.interface_address).ip)
-        uptime = int(self._clock() - self._booted_at)
-        days, rest = divmod(uptime, 86400)
-        hours, rest = divmod(rest, 3600)
-        minutes, seconds = divmod(rest, 60)
+        days, hours, minutes, seconds = _split_duration(self._clock() - self._booted_at)
         role = self.profile.ha_role
         own_state = {"standalone": "Primary", "primary": "Primary", "secondary": "Secondary"}
         lines = [
-            "1)\tNode ID:      0",
-            f"\tIP:   {own_ip} (ns)",
-            f"\tNode State: {'STANDALONE' if role == 'standalone' else 'UP'}",
-            f"\tMaster State: {own_state[role]}",
-            "\tFail-Safe Mode: OFF",
-            "\tINC State: DISABLED",
-            "\tSync State: ENABLED",
-            "\tPropagation: ENABLED",
-            "\tEnabled Interfaces : 0/1",
-            "\tDisabled Interfaces : None",
-            "\tHA MON ON Interfaces : None",
-            "\tHA HEARTBEAT OFF Interfaces : None",
-            "\tInterfaces on which heartbeats are not seen : None",
-            "\tInterfaces causing Partial Failure: None",
-            "\tSSL Card Status: NOT PRESENT",
+            *_ha_node_lines(
+                0,
+                f"{own_ip} (ns)",
+                "STANDALONE" if role == "standalone" else "UP",
+                own_state[role],
+                sync_state="ENABLED",
+            ),
             "\tHello Interval: 200 msecs",
             "\tDead Interval: 3 secs",
             f"\tNode in this Master State for: {days}:{hours}:{minutes}:{seconds} (days:hrs:min:sec)",
         ]
         if role != "standalone":
             peer_state = "Secondary" if role == "primary" else "Primary"
-            lines += [
-                "2)\tNode ID:      1",
-                f"\tIP:   {self.profile.ha_peer_address}",
-                "\tNode State: UP",
-                f"\tMaster State: {peer_state}",
-                "\tFail-Safe Mode: OFF",
-                "\tINC State: DISABLED",
-                "\tSync State: SUCCESS",
-                "\tPropagation: ENABLED",
-                "\tEnabled Interfaces : 0/1",
-                "\tDisabled Interfaces : None",
-                "\tHA MON ON Interfaces : None",
-                "\tHA HEARTBEAT OFF Interfaces : None",
-                "\tInterfaces on which heartbeats are not seen : None",
-                "\tInterfaces causing Partial Failure: None",
-                "\tSSL Card Status: NOT PRESENT",
-            ]
+            lines += _ha_node_lines(1, _HA_PEER_ADDRESS, "UP", peer_state, sync_state="SUCCESS")
         return "\n".join(lines)
 
     def show_bgp_summary(self) -> str:
@@ -232,7 +212,7 @@ class Device:
         for address in sorted(router.neighbors, key=zebos.sort_key):
             neighbor = router.neighbors[address]
             session = self.session(address)
-            since = self._peerings.get(address, (neighbor.remote_as, now))[1]
+            since = self._peered_since.get((address, neighbor.remote_as), now)
             if session.state == "Established":
                 established += 1
                 minutes_up = int(now - since) // 60
@@ -251,3 +231,26 @@ class Device:
             f"Total number of Established sessions {established}",
         ]
         return "\n".join(lines)
+
+
+def _ha_node_lines(
+    node_id: int, address: str, node_state: str, master_state: str, *, sync_state: str
+) -> list[str]:
+    """One node's block of `show ha node`, up to its SSL card status."""
+    return [
+        f"{node_id + 1})\tNode ID:      {node_id}",
+        f"\tIP:   {address}",
+        f"\tNode State: {node_state}",
+        f"\tMaster State: {master_state}",
+        "\tFail-Safe Mode: OFF",
+        "\tINC State: DISABLED",
+        f"\tSync State: {sync_state}",
+        "\tPropagation: ENABLED",
+        "\tEnabled Interfaces : 0/1",
+        "\tDisabled Interfaces : None",
+        "\tHA MON ON Interfaces : None",
+        "\tHA HEARTBEAT OFF Interfaces : None",
+        "\tInterfaces on which heartbeats are not seen : None",
+        "\tInterfaces causing Partial Failure: None",
+        "\tSSL Card Status: NOT PRESENT",
+    ]

@@ -104,6 +104,7 @@ def match(
     An exact keyword wins over longer keywords it is a prefix of (`exit` over
     `exit-address-family`); two keywords the word abbreviates equally make it ambiguous.
     """
+    fold: Callable[[str], str] = (lambda text: text) if case_sensitive else str.lower
     candidates = list(commands)
     for index, word in enumerate(words):
         survivors: list[Command] = []
@@ -121,7 +122,6 @@ def match(
             for candidate in survivors
             if index < len(candidate.tokens) and not _is_placeholder(candidate.tokens[index])
         }
-        fold: Callable[[str], str] = (lambda text: text) if case_sensitive else str.lower
         exact = {keyword for keyword in keywords if fold(keyword) == fold(word.text)}
         if exact:
             survivors = [

@@ -111,20 +111,15 @@ class DeviceProfile:
     config from `show running-config` text; None gives a fresh ADC's config.
     `bgp_requires_feature`: vtysh refuses `router bgp` while the BGP feature is OFF
     (unverified on NetScaler, where bgpd only runs with the feature on).
-    `default_bgp_state`: the session state of a neighbour nobody set one for
-    (`Established` so that a configured lab looks healthy).
     """
 
     prompt: str = ">"
     banner: str | None = DEFAULT_BANNER
-    vtysh_hostname: str = "ns"
     interface_address: str = "192.0.2.208/24"
     features: Mapping[str, bool] = dataclasses.field(default_factory=dict)
     zebos_config: str | None = None
     max_paths_default: int | None = 8
     bgp_requires_feature: bool = True
-    default_bgp_state: str = "Established"
     ha_role: HaRole = "standalone"
-    ha_peer_address: str = "192.0.2.209"
     version: str = "NetScaler NS14.1: Build 25.53.nc, Date: Jun  6 2024, 11:52:45   (64-bit)"
     texts: DeviceTexts = DeviceTexts()

@@ -28,7 +28,6 @@ __all__ = [
     "JournalEntry",
     "NetScalerSimulator",
     "known_hosts_entry",
-    "load_or_create_host_key",
     "write_known_hosts",
 ]
 
@@ -52,7 +51,7 @@ class JournalEntry:
     fault: str | None = None
 
 
-def load_or_create_host_key(path: Path) -> asyncssh.SSHKey:
+def _load_or_create_host_key(path: Path) -> asyncssh.SSHKey:
     """The Ed25519 host key stored at `path`, created (mode 0600) on first use."""
     if path.exists():
         return asyncssh.read_private_key(path)
@@ -142,7 +141,7 @@ class NetScalerSimulator:
         self._requested_port = port
         self._authorized_keys = {asyncssh.import_public_key(line).public_data for line in authorized_keys}
         self._host_key = (
-            load_or_create_host_key(Path(host_key_path))
+            _load_or_create_host_key(Path(host_key_path))
             if host_key_path is not None
             else asyncssh.generate_private_key("ssh-ed25519")
         )
@@ -224,11 +223,6 @@ class NetScalerSimulator:
         with self._lock:
             return self._device.saved.copy()
 
-    def running_zebos_text(self) -> str:
-        """The running ZebOS config as `show running-config` prints it."""
-        with self._lock:
-            return self._device.running.zebos.render()
-
     def set_feature(self, acronym: str, enabled: bool) -> None:
         """Switch an ns feature in the running config (as `enable ns feature` would)."""
         with self._lock:
@@ -261,11 +255,6 @@ class NetScalerSimulator:
         session = BgpSession(state, prefixes)
         with self._lock:
             self._device.sessions[vtysh.normalize_address(address)] = session
-
-    def reset_bgp_sessions(self) -> None:
-        """Every neighbour back to the profile's default session state."""
-        with self._lock:
-            self._device.sessions.clear()
 
     # Observation
 
@@ -350,23 +339,15 @@ class NetScalerSimulator:
         loop: asyncio.AbstractEventLoop,
         ready: concurrent.futures.Future[asyncssh.SSHAcceptor],
     ) -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            acceptor = loop.run_until_complete(self._listen())
-        except BaseException as error:
-            ready.set_exception(error)
-            loop.close()
-            return
-        ready.set_result(acceptor)
-        try:
+        # On leaving, the runner cancels the sessions still running and closes the loop.
+        with asyncio.Runner(loop_factory=lambda: loop) as runner:
+            try:
+                acceptor = runner.run(self._listen())
+            except BaseException as error:
+                ready.set_exception(error)
+                return
+            ready.set_result(acceptor)
             loop.run_forever()
-        finally:
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
 
     async def _listen(self) -> asyncssh.SSHAcceptor:
         return await asyncssh.create_server(
@@ -404,10 +385,9 @@ class NetScalerSimulator:
             session_id = self._logins
             session = shell.CliSession(self._device)
             greeting = session.greeting()
-        write = _Writer(process)
         try:
-            write(greeting)
-            await self._converse(process, session, session_id, write)
+            _write(process, greeting)
+            await self._converse(process, session, session_id)
         except (asyncssh.Error, ConnectionError):
             # The client went away (or a fault dropped it) while the device was busy.
             return
@@ -417,7 +397,6 @@ class NetScalerSimulator:
         process: asyncssh.SSHServerProcess[str],
         session: shell.CliSession,
         session_id: int,
-        write: _Writer,
     ) -> None:
         editor = shell.LineEditor()
         while True:
@@ -432,8 +411,8 @@ class NetScalerSimulator:
                 return
             for event in editor.feed(data):
                 if isinstance(event, str):
-                    write(event)
-                elif not await self._run_line(process, session, session_id, event, write):
+                    _write(process, event)
+                elif not await self._run_line(process, session, session_id, event):
                     return
 
     async def _run_line(
@@ -442,7 +421,6 @@ class NetScalerSimulator:
         session: shell.CliSession,
         session_id: int,
         line: shell.Line,
-        write: _Writer,
     ) -> bool:
         """Run one received line through the faults and the CLI; False once the session ends."""
         with self._lock:
@@ -467,7 +445,7 @@ class NetScalerSimulator:
             await asyncio.sleep(action.delay)
         with self._lock:
             reply = session.reject(action.reject_text) if action.reject else session.handle(line)
-        write(reply.output)
+        _write(process, reply.output)
         if reply.close:
             process.exit(0)
             return False
@@ -484,12 +462,7 @@ def _fault_name(action: faults.FaultAction) -> str | None:
     return None
 
 
-class _Writer:
-    """Writes device text to the client as a terminal would (`\\n` becomes `\\r\\n`)."""
-
-    def __init__(self, process: asyncssh.SSHServerProcess[str]) -> None:
-        self._process = process
-
-    def __call__(self, text: str) -> None:
-        if text:
-            self._process.stdout.write(text.replace("\n", "\r\n"))
+def _write(process: asyncssh.SSHServerProcess[str], text: str) -> None:
+    """Send device text to the client as a terminal would (`\\n` becomes `\\r\\n`)."""
+    if text:
+        process.stdout.write(text.replace("\n", "\r\n"))

@@ -20,6 +20,15 @@ Mode = Literal["nscli", "vtysh", "config", "config-router", "config-router-af"]
 Ending = Literal["enter", "interrupt", "suspend"]
 
 _INTERRUPT, _SUSPEND, _ESCAPE, _DELETE = "\x03", "\x1a", "\x1b", ("\x7f", "\x08")
+# Keys that finish a line: what the terminal echoes, and how the line ended.
+_ENDINGS: dict[str, tuple[str, Ending]] = {
+    "\r": ("\n", "enter"),
+    "\n": ("\n", "enter"),
+    _INTERRUPT: ("^C\n", "interrupt"),
+    _SUSPEND: ("^Z\n", "suspend"),
+}
+# vtysh prompts with the hostname `ns` (`ns#`, `ns(config)#`) whatever nscli's prompt is.
+_VTYSH_HOSTNAME = "ns"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +63,8 @@ class LineEditor:
                 echo.clear()
                 events.append(Line("".join(self._buffer), ending))
                 self._buffer.clear()
-        if "".join(echo):
-            events.append("".join(echo))
+        if trailing := "".join(echo):
+            events.append(trailing)
         return events
 
     def _take(self, char: str) -> tuple[str, Ending | None]:
@@ -67,17 +76,11 @@ class LineEditor:
             elif char.isalpha() or char == "~":
                 self._escape = ""
             return "", None
-        endings: dict[str, tuple[str, Ending]] = {
-            "\r": ("\n", "enter"),
-            "\n": ("\n", "enter"),
-            _INTERRUPT: ("^C\n", "interrupt"),
-            _SUSPEND: ("^Z\n", "suspend"),
-        }
         if char == "\n" and after_cr:
             return "", None
-        if char in endings:
+        if char in _ENDINGS:
             self._after_cr = char == "\r"
-            return endings[char]
+            return _ENDINGS[char]
         if char in _DELETE:
             if not self._buffer:
                 return "", None
@@ -153,10 +156,9 @@ class CliSession:
         """The prompt the device shows in the current mode."""
         if self.mode == "nscli":
             return self._device.profile.prompt
-        hostname = self._device.profile.vtysh_hostname
         if self.mode == "vtysh":
-            return f"{hostname}#"
-        return f"{hostname}({self.mode})#"
+            return f"{_VTYSH_HOSTNAME}#"
+        return f"{_VTYSH_HOSTNAME}({self.mode})#"
 
     def greeting(self) -> str:
         """What the device prints once the shell starts: banner, ` Done`, prompt."""
