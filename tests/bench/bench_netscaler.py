@@ -39,7 +39,7 @@ from tests.bench.common import arguments_parser, measure_sizes, node_address, ta
 __all__ = ["main"]
 
 ADC_AS = 500
-CLUSTER_AS = 64512  # support.state()'s cluster AS: the remote-as of every neighbour
+CLUSTER_AS = support.state().cluster.as_number  # the remote-as of every neighbour
 MAX_PATHS = 8
 # Lines that read or move between modes; everything else the driver sends changes the config.
 # `set cli mode -page OFF` is netmiko's session set-up, sent once per login.

@@ -30,6 +30,7 @@ from .netns import Namespace
 from .process import Daemon, run
 
 __all__ = [
+    "DEFAULT_AS",
     "BirdDaemon",
     "BirdProtocol",
     "CalicoNode",
@@ -42,10 +43,11 @@ __all__ = [
 
 _BIRD = "/usr/sbin/bird"
 _BIRDC = "/usr/sbin/birdc"
-_DEFAULT_AS = 64512
 _START_TIMEOUT = 10.0
 
 PeerKind = Literal["Global", "Node", "Mesh"]
+# Calico's AS for a node when neither its annotation nor BGPConfiguration `default` gives one.
+DEFAULT_AS = 64512
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class CalicoNode:
 
     name: str
     address: ipaddress.IPv4Address
-    as_number: int = _DEFAULT_AS
+    as_number: int = DEFAULT_AS
     blocks: tuple[ipaddress.IPv4Network, ...] = field(default_factory=tuple)
 
 

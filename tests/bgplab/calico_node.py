@@ -45,13 +45,13 @@ __all__ = [
 Json = dict[str, Any]
 
 _GROUP = "crd.projectcalico.org"
-_DEFAULT_AS = 64512
 _ADDRESS_ANNOTATION = "projectcalico.org/IPv4Address"
 _AS_ANNOTATION = "projectcalico.org/ASNumber"
 _PEER_TYPES = {"Global": "GlobalPeer", "Node": "NodePeer", "Mesh": "NodeMesh"}
 # The BGP states CalicoNodeStatus accepts; BIRD's info column starts with one of them.
 _SESSION_STATES = ("Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established")
 _DEFAULT_UPDATE_SECONDS = 10
+_ROUND_SECONDS = 0.5
 _STOP_TIMEOUT = 30.0
 
 
@@ -94,7 +94,7 @@ def read_cluster(server: KubeApiServer) -> ClusterObjects:
 def node_bgp(cluster: ClusterObjects, name: str, blocks: tuple[ipaddress.IPv4Network, ...]) -> NodeBgp | None:
     """The BIRD inputs of node `name` owning `blocks`; None without a Node or an address."""
     configuration = (cluster.configuration or {}).get("spec") or {}
-    cluster_as = _as_number(configuration.get("asNumber")) or _DEFAULT_AS
+    cluster_as = _as_number(configuration.get("asNumber")) or bird.DEFAULT_AS
     speakers = {
         node["metadata"]["name"]: speaker
         for node in cluster.nodes
@@ -136,10 +136,9 @@ def node_status(protocols: Sequence[bird.BirdProtocol], now: datetime) -> Json:
 class CalicoNodeAgent:
     """calico-node on every lab node, driven by what `server` holds. A context manager."""
 
-    def __init__(self, lab: BgpLab, server: KubeApiServer, *, interval: float = 0.5) -> None:
+    def __init__(self, lab: BgpLab, server: KubeApiServer) -> None:
         self._lab = lab
         self._server = server
-        self._interval = interval
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bgplab-calico-node", daemon=True)
@@ -230,7 +229,7 @@ class CalicoNodeAgent:
             self._reported[name] = (status["bgp"], now)
 
     def _run(self) -> None:
-        while not self._stopping.wait(self._interval):
+        while not self._stopping.wait(_ROUND_SECONDS):
             try:
                 self.sync()
             except Exception as error:  # kept for check(); the next round retries

@@ -16,11 +16,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from types import TracebackType
 
 from .errors import LabError
 
-__all__ = ["TcpForwarder", "connect_in_namespace"]
+__all__ = ["TcpForwarder"]
 
 _CLONE_NEWNET = 0x40000000
 _CONNECT_TIMEOUT = 10.0
@@ -28,14 +27,12 @@ _CHUNK = 65536
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def connect_in_namespace(
-    namespace_path: Path, address: tuple[str, int], *, timeout: float = _CONNECT_TIMEOUT
-) -> socket.socket:
+def _connect_in_namespace(namespace_path: Path, address: tuple[str, int]) -> socket.socket:
     """A TCP connection to `address` as seen from inside the namespace at `namespace_path`."""
     with _thread_in_namespace(namespace_path):
         outgoing = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        outgoing.settimeout(timeout)
+        outgoing.settimeout(_CONNECT_TIMEOUT)
         outgoing.connect(address)
         outgoing.settimeout(None)
     except OSError:
@@ -71,7 +68,7 @@ def _setns(fd: int) -> None:
 class TcpForwarder:
     """Accepts on 127.0.0.1:<ephemeral port>; pipes each connection to `target` in the namespace.
 
-    Use as a context manager, or call `start` and `close`.
+    Call `start`, then `close` (which is safe also when `start` never ran).
     """
 
     def __init__(self, namespace_path: Path, target: tuple[str, int]) -> None:
@@ -89,18 +86,6 @@ class TcpForwarder:
         self._acceptor = threading.Thread(
             target=self._accept_loop, name=f"bgplab-forward-{self.port}", daemon=True
         )
-
-    def __enter__(self) -> "TcpForwarder":
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def start(self) -> None:
         """Start accepting."""
@@ -129,7 +114,7 @@ class TcpForwarder:
             except OSError:
                 return
             try:
-                outgoing = connect_in_namespace(self._namespace_path, self._target)
+                outgoing = _connect_in_namespace(self._namespace_path, self._target)
             except OSError:
                 incoming.close()
                 continue

@@ -3,8 +3,7 @@
 The instance has its own config dir, vty socket dir, zebra socket and pid files inside the
 lab's work dir, so it never meets the machine's own FRR (if any) or another lab run. Daemons
 run as user frr (FRR refuses `-u root` unless root is in frrvty). The router starts without
-`router bgp`: the daemon under test, or a test through `configure`, sets BGP up; `seed_config`
-(FRR config text) is applied at start like frr.conf at boot.
+`router bgp`: the daemon under test, or a test through `configure`, sets BGP up.
 
 Not here: anything that decides what BGP config is right; that is the daemon's job.
 """
@@ -34,17 +33,10 @@ _VTYSH_TIMEOUT = 20.0
 class FrrRouter:
     """An FRR instance in `namespace` whose files all live under `workdir`."""
 
-    def __init__(
-        self,
-        namespace: Namespace,
-        workdir: Path,
-        *,
-        seed_config: str = "",
-    ) -> None:
+    def __init__(self, namespace: Namespace, workdir: Path) -> None:
         self.namespace = namespace
         self.config_dir = workdir / "frr"
         self._workdir = workdir
-        self._seed_config = seed_config
         self._daemons: list[Daemon] = []
 
     @property
@@ -54,7 +46,7 @@ class FrrRouter:
         return [_VTYSH, "--vty_socket", directory, "--config_dir", directory]
 
     def start(self) -> None:
-        """Start zebra, then bgpd, wait until vtysh reaches both, then apply the seed config."""
+        """Start zebra, then bgpd, and wait until vtysh reaches both."""
         self._prepare_config_dir()
         self._start_daemon("zebra")
         poll.until(self._zebra_ready, bool, timeout=_START_TIMEOUT, what="zebra's sockets appear")
@@ -65,10 +57,6 @@ class FrrRouter:
             timeout=_START_TIMEOUT,
             what="vtysh reaches zebra and bgpd",
         )
-        if self._seed_config.strip():
-            seed = self.config_dir / "frr.conf"
-            self._write(seed, self._seed_config, mode=0o640)
-            run(self.namespace.command([*self.vtysh_command, "-b"]), timeout=_VTYSH_TIMEOUT)
 
     def stop(self) -> None:
         """Stop bgpd, then zebra (SIGTERM lets bgpd send Cease to its peers)."""
@@ -97,6 +85,11 @@ class FrrRouter:
         """Each IPv4 unicast neighbour's BGP state, e.g. {"10.200.0.11": "Established"}."""
         peers = self.bgp_summary().get("ipv4Unicast", {}).get("peers", {})
         return {address: str(peer.get("state", "")) for address, peer in peers.items()}
+
+    def bgp_routes(self) -> dict[str, frozenset[str]]:
+        """The kernel routes zebra installed from BGP in the router's namespace: prefix -> gateways."""
+        routes = self.namespace.routes()
+        return {route.destination: route.gateways for route in routes if route.protocol == "bgp"}
 
     def wait_for_neighbour(self, address: str, *, established: bool = True, timeout: float = 30.0) -> str:
         """Poll until the neighbour is Established (or, with established=False, is not)."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from .bird import BirdDaemon, CalicoNode
+from .bird import DEFAULT_AS, BirdDaemon, CalicoNode
 from .errors import LabError
 from .forward import TcpForwarder
 from .frr import FrrRouter
@@ -93,7 +93,7 @@ class LabNode:
     bird: BirdDaemon
     workdir: Path
 
-    def calico(self, as_number: int = 64512) -> CalicoNode:
+    def calico(self, as_number: int = DEFAULT_AS) -> CalicoNode:
         """The node as calico-node would describe it to BIRD."""
         return CalicoNode(self.name, self.address, as_number, (self.block,))
 
@@ -113,10 +113,9 @@ class LabRouter:
 class BgpLab:
     """A router and `node_count` nodes on one LAN; more nodes can come and go while it runs."""
 
-    def __init__(self, node_count: int = 2, *, frr_seed_config: str = "") -> None:
+    def __init__(self, node_count: int = 2) -> None:
         self.run_id = secrets.token_hex(3)
         self._node_count = node_count
-        self._frr_seed_config = frr_seed_config
         self._stack = ExitStack()
         self._nodes: dict[str, LabNode] = {}
         self._namespaces: list[Namespace] = []
@@ -221,11 +220,7 @@ class BgpLab:
         router_dir = workdir / "router"
         router_dir.mkdir(mode=0o711)
         router_dir.chmod(0o711)
-        frr = FrrRouter(
-            router_namespace,
-            router_dir,
-            seed_config=self._frr_seed_config,
-        )
+        frr = FrrRouter(router_namespace, router_dir)
         self._stack.callback(frr.stop)
         frr.start()
         sshd = VtyshSshServer(

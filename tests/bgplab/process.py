@@ -15,12 +15,12 @@ from pathlib import Path
 
 from .errors import LabError
 
-__all__ = ["Daemon", "run"]
+__all__ = ["Daemon", "is_running", "run"]
 
 _STOP_TIMEOUT = 5.0
 
 
-def run(argv: Sequence[str], *, timeout: float = 30.0, check: bool = True) -> str:
+def run(argv: Sequence[str], *, timeout: float = 30.0) -> str:
     """Run a command to completion and return its stdout; raise LabError when it fails."""
     try:
         done = subprocess.run(
@@ -33,10 +33,19 @@ def run(argv: Sequence[str], *, timeout: float = 30.0, check: bool = True) -> st
         )
     except subprocess.TimeoutExpired as exc:
         raise LabError(f"{' '.join(argv)}: no answer within {timeout:g}s") from exc
-    if check and done.returncode != 0:
+    if done.returncode != 0:
         output = (done.stderr + done.stdout).strip()
         raise LabError(f"{' '.join(argv)}: exit {done.returncode}: {output}")
     return done.stdout
+
+
+def is_running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie (orphans wait for init to reap them)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 class Daemon:

@@ -9,7 +9,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from . import bird, lab, netns, poll
+from . import bird, lab, netns, poll, process
 from .conftest import skip_unless_lab_can_run
 
 ROUTER_AS = 65001
@@ -48,12 +48,6 @@ def peered_lab(bgp_lab: lab.BgpLab) -> lab.BgpLab:
     for node in bgp_lab.nodes.values():
         peer_router_with(bgp_lab, node)
     return bgp_lab
-
-
-def bgp_routes(bgp_lab: lab.BgpLab) -> dict[str, frozenset[str]]:
-    """The router's kernel routes learnt by BGP: destination -> gateways."""
-    routes = bgp_lab.router.namespace.routes()
-    return {route.destination: route.gateways for route in routes if route.protocol == "bgp"}
 
 
 def read_until(channel: paramiko.Channel, done: Callable[[str], bool], timeout: float = 15) -> str:
@@ -182,7 +176,7 @@ def test_router_installs_each_pod_block_via_its_node(peered_lab: lab.BgpLab) -> 
     """zebra puts every node's pod block in the router's kernel table, via that node."""
     expected = {str(n.block): frozenset({str(n.address)}) for n in peered_lab.nodes.values()}
     actual = poll.until(
-        lambda: bgp_routes(peered_lab),
+        peered_lab.router.frr.bgp_routes,
         lambda routes: all(routes.get(block) for block in expected),
         timeout=30,
         what="pod blocks in the router's kernel table",
@@ -238,7 +232,7 @@ def test_nodes_join_and_leave_at_runtime(peered_lab: lab.BgpLab) -> None:
 
     state = peered_lab.router.frr.wait_for_neighbour(str(node.address), established=False)
     routes = poll.until(
-        lambda: bgp_routes(peered_lab),
+        peered_lab.router.frr.bgp_routes,
         lambda routes: str(node.block) not in routes,
         timeout=30,
         what=f"{node.block} withdrawn from the router",
@@ -272,18 +266,9 @@ def test_teardown_leaves_nothing_behind() -> None:
     assert len(namespaces) == 3
     assert len(pids) > 5  # zebra, bgpd, sshd, the session's sshd and vtysh, bird
     assert [name for name in namespaces if name in netns.existing_names()] == []
-    assert [pid for pid in pids if is_running(pid)] == []
+    assert [pid for pid in pids if process.is_running(pid)] == []
     assert not workdir.exists()
     assert [path for path in frr_scratch if path.exists()] == []
-
-
-def is_running(pid: int) -> bool:
-    """Whether the process exists and is not a zombie (orphans wait for init to reap them)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _bgp_protocols(config: str) -> list[str]:

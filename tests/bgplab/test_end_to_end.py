@@ -26,7 +26,7 @@ from peeringd.runtime.lab.kubeapi import BUNDLED_CRDS, KubeApiServer
 from tests.conftest import CRDS, node_object, pool_object
 from tests.runtime.daemon_harness import DaemonProcess
 
-from . import bird, lab, netns, poll
+from . import bird, lab, netns, poll, process
 from .calico_node import CalicoNodeAgent
 from .conftest import skip_unless_lab_can_run
 from .lab import BgpLab, LabNode
@@ -225,12 +225,6 @@ def missing_lines(config: str, *nodes: LabNode) -> list[str]:
     return [line for node in nodes for line in managed_lines(node) if f"{line}\n" not in config]
 
 
-def bgp_routes(e2e: EndToEnd) -> dict[str, frozenset[str]]:
-    """The router's kernel routes learnt by BGP: destination -> gateways."""
-    routes = e2e.lab.router.namespace.routes()
-    return {route.destination: route.gateways for route in routes if route.protocol == "bgp"}
-
-
 def connections(e2e: EndToEnd) -> dict[str, tuple[int, int]]:
     """FRR's count of each neighbour's sessions established and dropped so far."""
     neighbours = json.loads(e2e.lab.router.frr.vtysh("show ip bgp neighbors json"))
@@ -282,7 +276,7 @@ def test_apply_peers_every_node_on_both_ends(e2e: EndToEnd) -> None:
     blocks = {str(node.block): str(node.address) for node in nodes}
     # With the mesh on, each node re-announces the others' blocks: ECMP over the nodes.
     routes = poll.until(
-        lambda: bgp_routes(e2e),
+        e2e.lab.router.frr.bgp_routes,
         lambda found: all(address in found.get(block, ()) for block, address in blocks.items()),
         timeout=ESTABLISHED_WITHIN,
         what="every pod block in the router's kernel table via its node",
@@ -428,7 +422,7 @@ def test_closing_leaves_nothing_behind_even_after_a_failure(tmp_path: Path) -> N
     assert not seen["calico"].running
     assert len(seen["namespaces"]) == 4  # switch, router, two nodes
     assert [name for name in seen["namespaces"] if name in netns.existing_names()] == []
-    assert [pid for pid in seen["pids"] if _is_running(pid)] == []
+    assert [pid for pid in seen["pids"] if process.is_running(pid)] == []
     assert not seen["workdir"].exists()
     with pytest.raises(ConnectionRefusedError), socket.create_connection(_host_port(seen["api"]), 5):
         pass
@@ -453,12 +447,3 @@ def _converge_then_fail(workdir: Path, seen: dict[str, Any]) -> None:
 def _host_port(url: str) -> tuple[str, int]:
     host, _, port = url.removeprefix("http://").rpartition(":")
     return str(ipaddress.IPv4Address(host)), int(port)
-
-
-def _is_running(pid: int) -> bool:
-    """Whether the process exists and is not a zombie."""
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat_line.rsplit(")", 1)[1].split()[0] != "Z"
