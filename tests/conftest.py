@@ -13,6 +13,9 @@ from peeringd.runtime.lab.kubeapi import BUNDLED_CRDS, CalicoApi, KubeApiServer
 from tests.support import SHARED
 
 CRDS = SHARED / "calico-crds"
+# Upstream's files when they are beside the repository; else the bundled copy, which
+# tests/kubeapi proves equal to them wherever both exist.
+CRD_SOURCE = CRDS if CRDS.is_dir() else BUNDLED_CRDS
 
 
 def node_object(name: str, address: str, **labels: str) -> dict[str, Any]:
@@ -58,7 +61,7 @@ def cluster_factory(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     servers: list[KubeApiServer] = []
 
     def start(calico_api: CalicoApi = "v1", nodes: int = 3) -> Cluster:
-        server = KubeApiServer(CRDS if CRDS.is_dir() else BUNDLED_CRDS, calico_api)
+        server = KubeApiServer(CRD_SOURCE, calico_api)
         server.start()
         servers.append(server)
         group = "projectcalico.org/v3" if calico_api in ("v3", "both") else "crd.projectcalico.org/v1"

@@ -24,10 +24,10 @@ from pathlib import Path
 from peeringd.adapters import calico
 from peeringd.core import desired, live, nodes, ownership
 from peeringd.core.plan import plan
-from peeringd.runtime.lab.kubeapi import BUNDLED_CRDS, KubeApiServer
+from peeringd.runtime.lab.kubeapi import KubeApiServer
 from tests import support
 from tests.bench.common import arguments_parser, measure_sizes, node_address, table, timed, verdict
-from tests.conftest import CRDS, node_object, pool_object
+from tests.conftest import CRD_SOURCE, node_object, pool_object
 
 __all__ = ["main"]
 
@@ -62,7 +62,7 @@ def peer_object(state: desired.PeeringState) -> dict[str, object]:
 
 
 def seeded_server(size: int, state: desired.PeeringState) -> KubeApiServer:
-    server = KubeApiServer(CRDS if CRDS.is_dir() else BUNDLED_CRDS, "v1")
+    server = KubeApiServer(CRD_SOURCE, "v1")
     server.put(pool_object(GROUP, str(state.cluster.pod_cidr)))
     server.put(peer_object(state))
     for index in range(size):

@@ -32,11 +32,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from peeringd.runtime.lab.kubeapi import BUNDLED_CRDS, KubeApiServer
+from peeringd.runtime.lab.kubeapi import KubeApiServer
 from peeringd.runtime.lab.nssim import NetScalerSimulator
 from tests.bench.common import arguments_parser, table
 from tests.bgplab.poll import until
-from tests.conftest import CRDS, Cluster, pool_object
+from tests.conftest import CRD_SOURCE, Cluster, pool_object
 from tests.runtime.daemon_harness import DaemonProcess, state_text, write_secrets
 
 __all__ = ["main"]
@@ -81,7 +81,7 @@ def lab(folder: Path, interval: int) -> Iterator[Lab]:
     """Fresh servers seeded like the tests' ``cluster_factory`` and ``world`` fixtures do."""
     folder.mkdir()
     with (
-        KubeApiServer(CRDS if CRDS.is_dir() else BUNDLED_CRDS, "v1") as server,
+        KubeApiServer(CRD_SOURCE, "v1") as server,
         NetScalerSimulator(host_key_path=folder / "host-key") as adc,
     ):
         cluster = Cluster(server, server.write_kubeconfig(folder / "kubeconfig"), GROUP)

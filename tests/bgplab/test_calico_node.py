@@ -4,8 +4,8 @@ import ipaddress
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from peeringd.runtime.lab.kubeapi import BUNDLED_CRDS, KubeApiServer
-from tests.conftest import CRDS, node_object, pool_object
+from peeringd.runtime.lab.kubeapi import KubeApiServer
+from tests.conftest import CRD_SOURCE, node_object, pool_object
 
 from . import bird
 from .calico_node import ClusterObjects, NodeBgp, node_bgp, node_status, read_cluster
@@ -172,7 +172,7 @@ class TestNodeStatus:
 
     def test_the_api_server_accepts_it(self) -> None:
         """The CRD schema (enums, required counters, date-time) takes the status as written."""
-        server = KubeApiServer(CRDS if CRDS.is_dir() else BUNDLED_CRDS, "v1")
+        server = KubeApiServer(CRD_SOURCE, "v1")
         status = {
             "apiVersion": GROUP,
             "kind": "CalicoNodeStatus",
@@ -188,7 +188,7 @@ class TestNodeStatus:
 
 def test_read_cluster_reads_calicos_objects_from_the_server() -> None:
     """Nodes, peers, BGPConfiguration default and pools come back as stored."""
-    server = KubeApiServer(CRDS if CRDS.is_dir() else BUNDLED_CRDS, "v1")
+    server = KubeApiServer(CRD_SOURCE, "v1")
     for item in (*NODES, POOL, peer("frr-1", "10.200.0.1"), configuration(asNumber=65020)):
         server.put(item)
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from peeringd.runtime.lab.kubeapi import BUNDLED_CRDS, KubeApiServer
-from tests.conftest import CRDS, node_object, pool_object
+from peeringd.runtime.lab.kubeapi import KubeApiServer
+from tests.conftest import CRD_SOURCE, node_object, pool_object
 from tests.runtime.daemon_harness import DaemonProcess
 
 from . import bird, lab, netns, poll, process
@@ -115,7 +115,7 @@ def end_to_end(workdir: Path) -> Iterator[EndToEnd]:
     the daemon (if started), calico-node, the API server, the lab."""
     with contextlib.ExitStack() as stack:
         bgp_lab = stack.enter_context(BgpLab(node_count=2))
-        server = stack.enter_context(KubeApiServer(CRDS if CRDS.is_dir() else BUNDLED_CRDS, "v1"))
+        server = stack.enter_context(KubeApiServer(CRD_SOURCE, "v1"))
         server.put(pool_object(CALICO_GROUP, str(lab.POD_POOL)))
         for node in bgp_lab.nodes.values():
             server.put(node_object(node.name, str(node.address)))

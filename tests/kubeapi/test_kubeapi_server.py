@@ -22,13 +22,9 @@ from peeringd.runtime.lab.kubeapi import (
     KubeApiError,
     KubeApiServer,
 )
+from tests.conftest import CRD_SOURCE, CRDS
 
-REPO = Path(__file__).resolve().parents[2]
-CRDS = REPO.parent / "shared" / "calico-crds"
 needs_crds = pytest.mark.skipif(not CRDS.is_dir(), reason=f"{CRDS} is absent")
-# Upstream's files when they are beside the repository; else the bundled copy, which
-# test_bundled_copy_is_identical proves equal to them wherever both exist.
-CRD_SOURCE = CRDS if CRDS.is_dir() else BUNDLED_CRDS
 
 V1 = ("crd.projectcalico.org", "v1")
 V3 = ("projectcalico.org", "v3")
