@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from peeringd.runtime.lab.kubeapi import BUNDLED_CRDS, CalicoApi, KubeApiServer
+from peeringd.lab.kubeapi import BUNDLED_CRDS, CalicoApi, KubeApiServer
 from tests.support import SHARED
 
 CRDS = SHARED / "calico-crds"

@@ -1,7 +1,8 @@
 """peeringd keeps BGP peering between a Calico cluster and its ADCs true to one file.
 
 Layers, each importing only the ones below it (import-linter checks this):
-``peeringd.runtime`` (CLI, daemon, lab) > ``peeringd.adapters`` (Kubernetes API,
+``peeringd.lab`` (stand-ins for a cluster and ADCs; the ``lab`` extra) >
+``peeringd.runtime`` (CLI, daemon) > ``peeringd.adapters`` (Kubernetes API,
 devices, the state file) > ``peeringd.core`` (pure data and pure functions).
 """
 

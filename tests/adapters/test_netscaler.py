@@ -21,7 +21,7 @@ from peeringd.errors import (
     DeviceUnreachable,
     HostKeyMismatch,
 )
-from peeringd.runtime.lab.nssim import DeviceProfile, NetScalerSimulator, write_known_hosts
+from peeringd.lab.nssim import DeviceProfile, NetScalerSimulator, write_known_hosts
 from tests import support
 
 NODES = tuple(support.node(f"node-{i}", f"10.0.0.{10 + i}") for i in (1, 2, 3))

@@ -24,7 +24,7 @@ from pathlib import Path
 from peeringd.adapters import calico
 from peeringd.core import desired, live, nodes, ownership
 from peeringd.core.plan import plan
-from peeringd.runtime.lab.kubeapi import KubeApiServer
+from peeringd.lab.kubeapi import KubeApiServer
 from tests import support
 from tests.bench.common import arguments_parser, measure_sizes, node_address, table, timed, verdict
 from tests.conftest import CRD_SOURCE, node_object, pool_object

@@ -32,8 +32,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from peeringd.runtime.lab.kubeapi import KubeApiServer
-from peeringd.runtime.lab.nssim import NetScalerSimulator
+from peeringd.lab.kubeapi import KubeApiServer
+from peeringd.lab.nssim import NetScalerSimulator
 from tests.bench.common import arguments_parser, table
 from tests.bgplab.poll import until
 from tests.conftest import CRD_SOURCE, Cluster, pool_object

@@ -25,14 +25,14 @@ from pathlib import Path
 from peeringd.adapters import netscaler
 from peeringd.core import desired, live, ownership
 from peeringd.core.plan import Plan, plan
-from peeringd.runtime.lab.nssim import (
+from peeringd.lab.nssim import (
     BgpRouter,
     JournalEntry,
     Neighbor,
     NetScalerSimulator,
     write_known_hosts,
 )
-from peeringd.runtime.lab.nssim import zebos as simulated_zebos
+from peeringd.lab.nssim import zebos as simulated_zebos
 from tests import support
 from tests.bench.common import arguments_parser, measure_sizes, node_address, table, timed, verdict
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from peeringd.runtime.lab.kubeapi import KubeApiServer
+from peeringd.lab.kubeapi import KubeApiServer
 
 from . import bird
 from .errors import LabError

@@ -4,7 +4,7 @@ import ipaddress
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from peeringd.runtime.lab.kubeapi import KubeApiServer
+from peeringd.lab.kubeapi import KubeApiServer
 from tests.conftest import CRD_SOURCE, node_object, pool_object
 
 from . import bird

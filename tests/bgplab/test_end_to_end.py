@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from peeringd.runtime.lab.kubeapi import KubeApiServer
+from peeringd.lab.kubeapi import KubeApiServer
 from tests.conftest import CRD_SOURCE, node_object, pool_object
 from tests.runtime.daemon_harness import DaemonProcess
 

@@ -14,7 +14,7 @@ import urllib3
 from kubernetes import client, config, watch
 from kubernetes.dynamic import DynamicClient
 
-from peeringd.runtime.lab.kubeapi import (
+from peeringd.lab.kubeapi import (
     BUNDLED_CRDS,
     WRITE_VERBS,
     CalicoApi,

@@ -1,1 +1,1 @@
-"""Tests of the NetScaler simulator (peeringd.runtime.lab.nssim)."""
+"""Tests of the NetScaler simulator (peeringd.lab.nssim)."""

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from netmiko import ConnectHandler
 
-from peeringd.runtime.lab.nssim import DeviceProfile, NetScalerSimulator, write_known_hosts
+from peeringd.lab.nssim import DeviceProfile, NetScalerSimulator, write_known_hosts
 
 StartSimulator = Callable[..., NetScalerSimulator]
 Connect = Callable[..., Any]

@@ -11,7 +11,7 @@ import asyncssh
 import pytest
 from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException, ReadTimeout
 
-from peeringd.runtime.lab.nssim import (
+from peeringd.lab.nssim import (
     BgpRouter,
     BgpSession,
     DeviceProfile,
@@ -24,10 +24,10 @@ from peeringd.runtime.lab.nssim import (
     known_hosts_entry,
     vtysh,
 )
-from peeringd.runtime.lab.nssim.device import Device
-from peeringd.runtime.lab.nssim.faults import DropHow, FaultAction, FaultPlan
-from peeringd.runtime.lab.nssim.profile import HaRole
-from peeringd.runtime.lab.nssim.shell import CliSession, Line, LineEditor
+from peeringd.lab.nssim.device import Device
+from peeringd.lab.nssim.faults import DropHow, FaultAction, FaultPlan
+from peeringd.lab.nssim.profile import HaRole
+from peeringd.lab.nssim.shell import CliSession, Line, LineEditor
 from tests.nssim.conftest import Connect, StartSimulator
 
 # `show running-config` as the Calico peering guide prints it (the reference's sample).

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from peeringd.runtime.lab.nssim import NetScalerSimulator, write_known_hosts
+from peeringd.lab.nssim import NetScalerSimulator, write_known_hosts
 from tests.bgplab.poll import until
 
 STATE = """\

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from peeringd.runtime.lab.nssim import NetScalerSimulator
+from peeringd.lab.nssim import NetScalerSimulator
 from tests.bgplab.poll import until
 from tests.conftest import Cluster
 from tests.runtime import daemon_harness

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from peeringd.runtime.lab.nssim import NetScalerSimulator
+from peeringd.lab.nssim import NetScalerSimulator
 from tests.conftest import Cluster
 from tests.runtime import daemon_harness
 from tests.runtime.test_cli import peeringd

@@ -11,8 +11,8 @@ import pytest
 
 from peeringd.adapters import calico, statefile
 from peeringd.core import ownership
+from peeringd.lab.kubeapi import WRITE_VERBS, JournalEntry
 from peeringd.runtime import reconcile
-from peeringd.runtime.lab.kubeapi import WRITE_VERBS, JournalEntry
 from tests.conftest import Cluster
 from tests.runtime.test_cli import peeringd
 

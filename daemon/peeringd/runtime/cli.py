@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import click
 import pydantic
@@ -24,14 +22,17 @@ import pydantic
 from peeringd.adapters import calico, statefile
 from peeringd.core import desired, guards, live
 from peeringd.core import plan as planning
-from peeringd.core import status as session_status
 from peeringd.errors import PeeringdError, SnapshotError, StateFileError
-from peeringd.runtime import daemon, logs, reconcile, report, sessions, source, watch
+from peeringd.runtime import daemon, logs, reconcile, report, sessions, source
 
-if TYPE_CHECKING:
-    from peeringd.runtime.lab.lab import Lab
-
-__all__ = ["main"]
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "fail",
+    "main",
+    "parse_address",
+    "print_errors",
+]
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -49,7 +50,29 @@ _STATE_FILE = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Other packages add commands through these entry points: the lab does (`peeringd lab`),
+# so that the daemon's install neither carries nor imports it.
+PLUGIN_GROUP = "peeringd.commands"
+
+
+class _Commands(click.Group):
+    """peeringd's own commands, and those of installed plugins, loaded only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_plugins()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if (command := super().get_command(ctx, name)) is not None:
+            return command
+        entry = _plugins().get(name)
+        return None if entry is None else entry.load()
+
+
+def _plugins() -> dict[str, metadata.EntryPoint]:
+    return {entry.name: entry for entry in metadata.entry_points(group=PLUGIN_GROUP)}
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="peeringd")
 def main() -> None:
     """Keep BGP peering between a Calico cluster and its ADCs true to one file."""
@@ -158,7 +181,7 @@ _APPLY_EXIT = {
 @click.option(
     "--metrics-address",
     metavar="HOST:PORT",
-    callback=lambda _, __, value: _address(value),
+    callback=lambda _, __, value: parse_address(value),
     help="Serve /metrics and /healthz here (off by default).",
 )
 @click.option(
@@ -187,7 +210,7 @@ def run(
     sys.exit(daemon.Daemon(options).run())
 
 
-def _address(value: str | None) -> tuple[str, int] | None:
+def parse_address(value: str | None) -> tuple[str, int] | None:
     if value is None:
         return None
     host, _, port = value.rpartition(":")
@@ -208,7 +231,7 @@ def snapshot(state_file: Path, kubeconfig: Path | None, context: str | None, onl
         result = reconcile.reconcile(loaded, systems, apply=False)
     click.echo(result.observed.model_dump_json(indent=2))
     if result.errors:
-        _print_errors(result)
+        print_errors(result)
         sys.exit(EXIT_ERROR)
 
 
@@ -240,152 +263,10 @@ def status(state_file: Path, kubeconfig: Path | None, context: str | None, outpu
     sys.exit(EXIT_OK if all(row.verdict == "established" for row in rows) else EXIT_SESSIONS_DOWN)
 
 
-@main.group("lab", invoke_without_command=True)
-@click.option(
-    "-f",
-    "--file",
-    "state_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("state/peering.yaml"),
-    show_default=True,
-    help="The desired-state file; the lab never writes it.",
-)
-@click.option("--once", is_flag=True, help="Converge, show the result and exit: 0 when converged.")
-@click.option("--nodes", "node_count", type=click.IntRange(0, 500), default=3, show_default=True)
-@click.option(
-    "--workdir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=lambda: Path(tempfile.gettempdir()) / f"peeringd-lab-{os.getuid()}",
-    show_default="$TMPDIR/peeringd-lab-$UID",
-)
-@click.option("--metrics-address", metavar="HOST:PORT", callback=lambda _, __, value: _address(value))
-@click.pass_context
-def lab_command(
-    context: click.Context,
-    state_file: Path,
-    once: bool,
-    node_count: int,
-    workdir: Path,
-    metrics_address: tuple[str, int] | None,
-) -> None:
-    """Run the real daemon against a Kubernetes API and NetScaler simulators on 127.0.0.1.
-
-    Try it without a cluster or an ADC. While it runs, edit the state file, or run
-    `peeringd lab add-node` / `peeringd lab remove-node NAME` in another terminal.
-    """
-    context.obj = workdir
-    if context.invoked_subcommand is not None:
-        return
-    logs.configure(sys.stdout)
-    # Imported here: the lab's servers (aiohttp, asyncssh, CEL) would cost `peeringd run` 27 MiB.
-    from peeringd.runtime.lab import lab  # noqa: PLC0415
-
-    try:
-        running = lab.Lab(state_file, workdir, node_count=node_count)
-        running.start()
-    except PeeringdError as error:
-        _fail(error)
-    try:
-        code = _run_lab(running, once, metrics_address)
-    finally:
-        running.stop()
-    sys.exit(code)
-
-
-def _run_lab(running: Lab, once: bool, metrics_address: tuple[str, int] | None) -> int:
-    loaded = statefile.load(running.state_file)
-    click.echo(f"lab: Kubernetes API at {running.api.url}, {len(running.api.objects('nodes'))} nodes")
-    for name, simulator in running.simulators().items():
-        click.echo(f"lab: ADC {name} simulated at 127.0.0.1:{simulator.port} (ssh)")
-    with reconcile.Systems.connect(loaded, kubeconfig=running.kubeconfig) as systems:
-        result = reconcile.reconcile(
-            loaded, systems, confirm=_show, revision=source.git_revision(running.user_file)
-        )
-        click.echo(f"lab: {result.outcome}, {len(result.applied)} changes applied")
-        _print_errors(result)
-        rows = _lab_status(loaded, systems)
-    converged = result.outcome == reconcile.Outcome.CONVERGED and all(
-        r.verdict == "established" for r in rows
-    )
-    if once:
-        return EXIT_OK if converged else EXIT_ERROR
-    click.echo(
-        f"lab: reconciling {running.user_file} continuously; edit it, or run `peeringd lab add-node` "
-        "in another terminal. Ctrl-C stops."
-    )
-    watcher = watch.FileWatcher(running.user_file, lambda: _sync(running))
-    watcher.start()
-    try:
-        options = daemon.Options(
-            state_file=running.state_file,
-            kubeconfig=running.kubeconfig,
-            metrics_address=metrics_address,
-            lock_file=running.workdir / "peeringd.lock",
-        )
-        return daemon.Daemon(options).run()
-    finally:
-        watcher.stop()
-
-
-def _lab_status(loaded: statefile.LoadedState, systems: reconcile.Systems) -> tuple[session_status.Row, ...]:
-    """Both ends of every session, once the lab's calico-node has reported (a second or so)."""
-    deadline = time.monotonic() + 10
-    while True:
-        rows, _ = sessions.collect(loaded, systems)
-        if all(row.verdict == "established" for row in rows) or time.monotonic() > deadline:
-            click.echo(sessions.table(loaded.state, rows), nl=False)
-            return rows
-        time.sleep(0.5)
-
-
-def _sync(running: Lab) -> None:
-    try:
-        running.sync()
-    except StateFileError as error:
-        click.echo(
-            f"lab: {running.user_file} not copied, the daemon keeps the last good one:\n{error}", err=True
-        )
-
-
-@lab_command.command("add-node")
-@click.option("--name", help="Node name; default the next node-N.")
-@click.option("--address", help="Its BGP address; default the next free one.")
-@click.pass_obj
-def lab_add_node(workdir: Path, name: str | None, address: str | None) -> None:
-    """Add a Node to the running lab's cluster, as `kubeadm join` would."""
-    from peeringd.runtime.lab import lab  # noqa: PLC0415 - see lab_command
-
-    try:
-        added, at = lab.add_node(workdir, name, address)
-    except PeeringdError as error:
-        _fail(error)
-    click.echo(f"node {added} joined with address {at}")
-
-
-@lab_command.command("remove-node")
-@click.argument("name")
-@click.pass_obj
-def lab_remove_node(workdir: Path, name: str) -> None:
-    """Delete a Node from the running lab's cluster."""
-    from peeringd.runtime.lab import lab  # noqa: PLC0415 - see lab_command
-
-    try:
-        lab.remove_node(workdir, name)
-    except PeeringdError as error:
-        _fail(error)
-    click.echo(f"node {name} removed")
-
-
 @main.command()
 def rbac() -> None:
     """Print the least-privilege ServiceAccount, ClusterRole and binding (kubectl apply -f -)."""
     click.echo(calico.rbac_manifest(), nl=False)
-
-
-def _show(planned: planning.Plan, refusals: tuple[guards.Refusal, ...]) -> bool:
-    """Show the plan before it is applied, without asking."""
-    click.echo(report.plan_text(planned, refusals, None), nl=False)
-    return True
 
 
 def _ask(planned: planning.Plan, refusals: tuple[guards.Refusal, ...]) -> bool:
@@ -401,7 +282,7 @@ def _connect(
     try:
         systems = reconcile.Systems.connect(loaded, kubeconfig=kubeconfig, context=context, only=only)
     except PeeringdError as error:
-        _fail(error)
+        fail(error)
     try:
         yield systems
     finally:
@@ -423,10 +304,10 @@ def _print_report(result: reconcile.Report, output: str) -> None:
     click.echo(report.plan_text(result.planned, result.refusals, group), nl=False)
     if result.applied:
         click.echo(f"Applied {len(result.applied)} changes; {result.outcome}.")
-    _print_errors(result)
+    print_errors(result)
 
 
-def _print_errors(result: reconcile.Report) -> None:
+def print_errors(result: reconcile.Report) -> None:
     for target, error in result.errors:
         _print_error(target, error)
 
@@ -451,7 +332,7 @@ def _load(state_file: Path) -> statefile.LoadedState:
     try:
         return statefile.load(state_file)
     except PeeringdError as error:
-        _fail(error)
+        fail(error)
 
 
 def _read_snapshot(path: Path) -> live.LiveState:
@@ -460,10 +341,10 @@ def _read_snapshot(path: Path) -> live.LiveState:
     except (OSError, pydantic.ValidationError) as error:
         first = error.errors()[0] if isinstance(error, pydantic.ValidationError) else {"msg": str(error)}
         where = ".".join(str(part) for part in first.get("loc", ()))
-        _fail(SnapshotError(f"{path}: {where + ': ' if where else ''}{first['msg']}"))
+        fail(SnapshotError(f"{path}: {where + ': ' if where else ''}{first['msg']}"))
 
 
-def _fail(error: PeeringdError) -> NoReturn:
+def fail(error: PeeringdError) -> NoReturn:
     # State file problems already read "file:line:column: field: message".
     click.echo(str(error) if isinstance(error, StateFileError) else f"error: {error}", err=True)
     sys.exit(EXIT_ERROR)

@@ -28,8 +28,8 @@ from ruamel.yaml import YAML
 from peeringd.adapters import statefile
 from peeringd.core import desired, nodes
 from peeringd.errors import PeeringdError, StateFileError
-from peeringd.runtime.lab.kubeapi import BUNDLED_CRDS, KubeApiServer
-from peeringd.runtime.lab.nssim import DeviceProfile, NetScalerSimulator, write_known_hosts
+from peeringd.lab.kubeapi import BUNDLED_CRDS, KubeApiServer
+from peeringd.lab.nssim import DeviceProfile, NetScalerSimulator, write_known_hosts
 
 __all__ = ["Lab", "add_node", "remove_node"]
 

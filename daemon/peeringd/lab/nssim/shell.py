@@ -11,8 +11,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Literal
 
-from peeringd.runtime.lab.nssim import grammar, vtysh
-from peeringd.runtime.lab.nssim.device import Device
+from peeringd.lab.nssim import grammar, vtysh
+from peeringd.lab.nssim.device import Device
 
 __all__ = ["CliSession", "Line", "LineEditor", "Mode", "Reply"]
 

@@ -6,15 +6,15 @@ The embedded lab serves one per ADC and the driver tests drive it with netmiko's
 to a real ADC or listen beyond the address its caller chose.
 """
 
-from peeringd.runtime.lab.nssim.device import BgpSession, DeviceConfig
-from peeringd.runtime.lab.nssim.profile import DEFAULT_BANNER, DeviceProfile, DeviceTexts
-from peeringd.runtime.lab.nssim.server import (
+from peeringd.lab.nssim.device import BgpSession, DeviceConfig
+from peeringd.lab.nssim.profile import DEFAULT_BANNER, DeviceProfile, DeviceTexts
+from peeringd.lab.nssim.server import (
     JournalEntry,
     NetScalerSimulator,
     known_hosts_entry,
     write_known_hosts,
 )
-from peeringd.runtime.lab.nssim.zebos import BgpRouter, Neighbor, ZebosConfig
+from peeringd.lab.nssim.zebos import BgpRouter, Neighbor, ZebosConfig
 
 __all__ = [
     "DEFAULT_BANNER",

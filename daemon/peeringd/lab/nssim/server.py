@@ -20,9 +20,9 @@ from types import TracebackType
 
 import asyncssh
 
-from peeringd.runtime.lab.nssim import faults, shell, vtysh, zebos
-from peeringd.runtime.lab.nssim.device import BgpSession, Device, DeviceConfig
-from peeringd.runtime.lab.nssim.profile import DeviceProfile
+from peeringd.lab.nssim import faults, shell, vtysh, zebos
+from peeringd.lab.nssim.device import BgpSession, Device, DeviceConfig
+from peeringd.lab.nssim.profile import DeviceProfile
 
 __all__ = [
     "JournalEntry",

@@ -13,8 +13,8 @@ import ipaddress
 from collections.abc import Callable
 from typing import Literal
 
-from peeringd.runtime.lab.nssim import grammar, zebos
-from peeringd.runtime.lab.nssim.profile import DeviceTexts
+from peeringd.lab.nssim import grammar, zebos
+from peeringd.lab.nssim.profile import DeviceTexts
 
 __all__ = [
     "CommandRejected",

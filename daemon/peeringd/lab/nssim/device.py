@@ -11,8 +11,8 @@ import ipaddress
 import time
 from collections.abc import Callable
 
-from peeringd.runtime.lab.nssim import vtysh, zebos
-from peeringd.runtime.lab.nssim.profile import FEATURES, DeviceProfile
+from peeringd.lab.nssim import vtysh, zebos
+from peeringd.lab.nssim.profile import FEATURES, DeviceProfile
 
 __all__ = ["BGP_STATES", "BgpSession", "Device", "DeviceConfig"]
 
