@@ -51,7 +51,6 @@ API_GROUPS = ("projectcalico.org/v3", "crd.projectcalico.org/v1")
 CONFIGURATION_NAME = "default"
 # (connect, read) seconds for every request: a hung API server must not hang a pass.
 REQUEST_TIMEOUT = (5.0, 30.0)
-DEFAULT_KUBECONFIG = Path.home() / ".kube" / "config"
 
 _T = TypeVar("_T")
 
@@ -90,14 +89,21 @@ class Calico:
     @classmethod
     def connect(cls, kubeconfig: Path | None = None, context: str | None = None) -> Calico:
         """Connect as kubectl would: ``kubeconfig``, else $KUBECONFIG, else ~/.kube/config,
-        else the in-cluster service account."""
+        else the in-cluster service account. The home directory is looked for only when
+        nothing else names a kubeconfig (a systemd DynamicUser may have none)."""
         configuration = kubernetes.client.Configuration()
+        named = kubeconfig or os.environ.get("KUBECONFIG")
+        home_config = None if named else _home_kubeconfig()
         in_cluster = (
-            kubeconfig is None
-            and not os.environ.get("KUBECONFIG")
-            and not DEFAULT_KUBECONFIG.exists()
+            not named
+            and (home_config is None or not home_config.exists())
             and "KUBERNETES_SERVICE_HOST" in os.environ
         )
+        if not named and home_config is None and not in_cluster:
+            raise KubeconfigError(
+                "no kubeconfig: pass --kubeconfig or set $KUBECONFIG "
+                "(there is no home directory to find ~/.kube/config in)"
+            )
         try:
             if in_cluster:
                 kubernetes.config.load_incluster_config(client_configuration=configuration)
@@ -109,11 +115,7 @@ class Calico:
                     client_configuration=configuration,
                 )
         except (ConfigException, OSError) as error:
-            where = (
-                "the in-cluster service account"
-                if in_cluster
-                else f"kubeconfig {kubeconfig or os.environ.get('KUBECONFIG') or DEFAULT_KUBECONFIG}"
-            )
+            where = "the in-cluster service account" if in_cluster else f"kubeconfig {named or home_config}"
             raise KubeconfigError(f"cannot use {where}: {error}") from None
         return cls(kubernetes.client.ApiClient(configuration))
 
@@ -404,6 +406,14 @@ class Calico:
         if status == 429 or status >= 500:
             return CalicoUnavailable(f"{verb} {subject}: the API server failed ({status}): {message}")
         return CalicoError(f"{verb} {subject}: {status} {message}")
+
+
+def _home_kubeconfig() -> Path | None:
+    """~/.kube/config, or None when the process has no home directory."""
+    try:
+        return Path.home() / ".kube" / "config"
+    except RuntimeError:
+        return None
 
 
 def _status_message(error: ApiException) -> str:

@@ -36,12 +36,11 @@ from peeringd.errors import (
     VerificationFailed,
 )
 
-__all__ = ["DEFAULT_KNOWN_HOSTS", "PROMPT", "CliSession"]
+__all__ = ["PROMPT", "CliSession"]
 
 # Any ZebOS-family prompt: `ns#`, `router(config)#`, `router(config-router)#`.
 PROMPT = r"[\w.-]+(?:\([\w-]+\))?#"
 
-DEFAULT_KNOWN_HOSTS = Path.home() / ".ssh" / "known_hosts"
 _KEY_MISMATCH = re.compile(r"got '([A-Za-z0-9+/=]+)', expected '([A-Za-z0-9+/=]+)'")
 
 
@@ -84,7 +83,7 @@ class CliSession:
     def _connect_parameters(self) -> dict[str, Any]:
         ssh = self._ssh
         password = self._secret(ssh.password_file) if ssh.password_file else None
-        known_hosts = ssh.known_hosts_file or DEFAULT_KNOWN_HOSTS
+        known_hosts = self._known_hosts()
         if not known_hosts.is_file():
             raise HostKeyMismatch(self.name, f"known_hosts file {known_hosts} does not exist")
         return {
@@ -106,6 +105,19 @@ class CliSession:
             "banner_timeout": 15,
             "read_timeout_override": self._timeout,
         }
+
+    def _known_hosts(self) -> Path:
+        """knownHostsFile, else ~/.ssh/known_hosts; looked for only when the file names none."""
+        if self._ssh.known_hosts_file is not None:
+            return self._ssh.known_hosts_file
+        try:
+            return Path.home() / ".ssh" / "known_hosts"
+        except RuntimeError:
+            raise HostKeyMismatch(
+                self.name,
+                "no knownHostsFile is set and there is no home directory to find "
+                "~/.ssh/known_hosts in: set ssh.knownHostsFile",
+            ) from None
 
     def _secret(self, path: Path) -> str:
         """The secret in ``path`` without its trailing newline; errors name the file, never the secret."""
@@ -217,7 +229,7 @@ class CliSession:
 
     def _connect_error(self, message: str) -> DeviceError:
         where = f"{self._ssh.host}:{self._ssh.port}"
-        known_hosts = self._ssh.known_hosts_file or DEFAULT_KNOWN_HOSTS
+        known_hosts = self._known_hosts()
         if match := _KEY_MISMATCH.search(message):
             return HostKeyMismatch(
                 self.name,
