@@ -7,6 +7,8 @@ import subprocess
 import sys
 from importlib import metadata
 
+from tests.support import REPO
+
 LAB_LIBRARIES = ("aiohttp", "asyncssh", "jsonschema", "jsonpatch", "cel-python")
 
 
@@ -61,3 +63,26 @@ def test_without_the_lab_extra_the_lab_command_says_how_to_install_it() -> None:
     assert result.stderr.strip().splitlines() == [
         "error: the lab needs the lab extra (aiohttp is missing): pip install 'peeringd[lab]'"
     ]
+
+
+HEAVY_FOR_A_HOOK = ("kubernetes", "netmiko", "paramiko", "apscheduler", "watchdog", "structlog")
+
+
+def test_validate_and_help_import_no_client_library() -> None:
+    """What keeps `peeringd validate` in a git hook and `--help` quick to start."""
+    probe = (
+        "import sys\n"
+        "from peeringd.runtime import cli\n"
+        "for argv in (['validate', '-f', 'state/peering.yaml'], ['--help']):\n"
+        "    try:\n"
+        "        cli.main(argv)\n"
+        "    except SystemExit as exit:\n"
+        "        assert exit.code == 0, exit.code\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY_FOR_A_HOOK!r})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

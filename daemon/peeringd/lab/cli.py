@@ -17,15 +17,20 @@ from typing import TYPE_CHECKING
 
 import click
 
-from peeringd.adapters import statefile
-from peeringd.core import guards
-from peeringd.core import plan as planning
-from peeringd.core import status as session_status
 from peeringd.errors import PeeringdError, StateFileError
-from peeringd.runtime import cli, daemon, logs, reconcile, report, sessions, source, watch
+from peeringd.runtime import cli
 
 if TYPE_CHECKING:
+    from peeringd.adapters.statefile import LoadedState
+    from peeringd.core import guards
+    from peeringd.core import plan as planning
+    from peeringd.core import status as session_status
     from peeringd.lab.lab import Lab
+    from peeringd.runtime import reconcile
+
+# `peeringd --help` loads this module to list the command: everything else is imported
+# when the command runs.
+# ruff: noqa: PLC0415
 
 __all__ = ["lab"]
 
@@ -68,7 +73,7 @@ def lab(
     context.obj = workdir
     if context.invoked_subcommand is not None:
         return
-    logs.configure(sys.stdout)
+    cli.configure_logs("stdout")
     servers = _servers()
     try:
         running = servers.Lab(state_file, workdir, node_count=node_count)
@@ -85,7 +90,7 @@ def lab(
 def _servers() -> ModuleType:
     """The lab's servers, or one line saying how to install them."""
     try:
-        from peeringd.lab import lab as servers  # noqa: PLC0415 - see the module's docstring
+        from peeringd.lab import lab as servers
     except ImportError as error:
         click.echo(
             f"error: the lab needs the lab extra ({error.name} is missing): pip install 'peeringd[lab]'",
@@ -96,6 +101,9 @@ def _servers() -> ModuleType:
 
 
 def _run(running: Lab, once: bool, metrics_address: tuple[str, int] | None) -> int:
+    from peeringd.adapters import statefile
+    from peeringd.runtime import daemon, reconcile, source, watch
+
     loaded = statefile.load(running.state_file)
     click.echo(f"lab: Kubernetes API at {running.api.url}, {len(running.api.objects('nodes'))} nodes")
     for name, simulator in running.simulators().items():
@@ -132,12 +140,16 @@ def _run(running: Lab, once: bool, metrics_address: tuple[str, int] | None) -> i
 
 def _show(planned: planning.Plan, refusals: tuple[guards.Refusal, ...]) -> bool:
     """Show the plan before it is applied, without asking."""
+    from peeringd.runtime import report
+
     click.echo(report.plan_text(planned, refusals, None), nl=False)
     return True
 
 
-def _status(loaded: statefile.LoadedState, systems: reconcile.Systems) -> tuple[session_status.Row, ...]:
+def _status(loaded: LoadedState, systems: reconcile.Systems) -> tuple[session_status.Row, ...]:
     """Both ends of every session, once the lab's calico-node has reported (a second or so)."""
+    from peeringd.runtime import sessions
+
     deadline = time.monotonic() + 10
     while True:
         rows, _ = sessions.collect(loaded, systems)

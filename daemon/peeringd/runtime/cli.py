@@ -4,6 +4,9 @@ Exit codes, the same for every command so scripts and git hooks can rely on
 them: 0 nothing to do / success, 1 error (bad file, unreachable system), 2
 changes pending (planned, or not applied), 3 a guard refused the plan, 4 a
 desired BGP session is not Established on both ends (``status``).
+
+Each command imports what it uses when it runs: `validate` in a git hook and
+`--help` must not pay for the Kubernetes client, netmiko and apscheduler.
 """
 
 from __future__ import annotations
@@ -14,16 +17,20 @@ import sys
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
-import pydantic
 
-from peeringd.adapters import calico, statefile
-from peeringd.core import desired, guards, live
-from peeringd.core import plan as planning
 from peeringd.errors import PeeringdError, SnapshotError, StateFileError
-from peeringd.runtime import daemon, logs, reconcile, report, sessions, source
+
+if TYPE_CHECKING:
+    from peeringd.adapters.statefile import LoadedState
+    from peeringd.core import guards, live
+    from peeringd.core import plan as planning
+    from peeringd.runtime import reconcile
+
+# Imports inside the commands are deliberate (see the module's docstring).
+# ruff: noqa: PLC0415
 
 __all__ = [
     "EXIT_ERROR",
@@ -76,9 +83,14 @@ def _plugins() -> dict[str, metadata.EntryPoint]:
 @click.version_option(package_name="peeringd")
 def main() -> None:
     """Keep BGP peering between a Calico cluster and its ADCs true to one file."""
-    # Events go to stderr: stdout is the command's product (a plan, JSON, a table).
-    # The daemon and the lab log to stdout instead, where journald and people look.
-    logs.configure(sys.stderr)
+
+
+def configure_logs(stream: str = "stderr") -> None:
+    """Events go to stderr: stdout is the command's product (a plan, JSON, a table).
+    The daemon and the lab log to stdout instead, where journald and people look."""
+    from peeringd.runtime import logs
+
+    logs.configure(sys.stdout if stream == "stdout" else sys.stderr)
 
 
 @main.command()
@@ -124,6 +136,10 @@ def plan(
     output: str,
 ) -> None:
     """Show what apply would change: exit 0 nothing, 2 changes, 1 error."""
+    from peeringd.core import guards
+    from peeringd.core import plan as planning
+    from peeringd.runtime import reconcile
+
     loaded = _load(state_file)
     if snapshot is not None:
         observed = _read_snapshot(snapshot)
@@ -156,6 +172,8 @@ def apply(
     state_file: Path, yes: bool, kubeconfig: Path | None, context: str | None, only: str | None, output: str
 ) -> None:
     """Apply the plan once and verify it: exit 0 converged, 1 error, 2 not applied, 3 refused."""
+    from peeringd.runtime import reconcile, source
+
     loaded = _load(state_file)
     confirm = None if yes or not sys.stdin.isatty() else _ask
     with _connect(loaded, kubeconfig, context, only) as systems:
@@ -163,15 +181,19 @@ def apply(
             loaded, systems, apply=True, confirm=confirm, revision=source.git_revision(state_file)
         )
     _print_report(result, output)
-    sys.exit(_APPLY_EXIT[result.outcome])
+    exits = {
+        reconcile.Outcome.CONVERGED: EXIT_OK,
+        reconcile.Outcome.FAILED: EXIT_ERROR,
+        reconcile.Outcome.DRIFT: EXIT_CHANGES,
+        reconcile.Outcome.REFUSED: EXIT_REFUSED,
+    }
+    sys.exit(exits[result.outcome])
 
 
-_APPLY_EXIT = {
-    reconcile.Outcome.CONVERGED: EXIT_OK,
-    reconcile.Outcome.FAILED: EXIT_ERROR,
-    reconcile.Outcome.DRIFT: EXIT_CHANGES,
-    reconcile.Outcome.REFUSED: EXIT_REFUSED,
-}
+def _default_lock_file() -> Path:
+    from peeringd.runtime import daemon
+
+    return daemon.default_lock_file()
 
 
 @main.command()
@@ -187,7 +209,7 @@ _APPLY_EXIT = {
 @click.option(
     "--lock-file",
     type=click.Path(path_type=Path, dir_okay=False),
-    default=daemon.default_lock_file,
+    default=_default_lock_file,
     show_default="$RUNTIME_DIRECTORY/peeringd.lock, else /run/peeringd/peeringd.lock",
     help="Only one daemon may hold it: a second one exits 1, naming the first.",
 )
@@ -199,7 +221,9 @@ def run(
     lock_file: Path,
 ) -> None:
     """Reconcile continuously: every policy.interval, and at once when the file or the nodes change."""
-    logs.configure(sys.stdout)
+    from peeringd.runtime import daemon
+
+    configure_logs("stdout")
     options = daemon.Options(
         state_file=state_file,
         kubeconfig=kubeconfig,
@@ -226,6 +250,8 @@ def parse_address(value: str | None) -> tuple[str, int] | None:
 @_ONLY
 def snapshot(state_file: Path, kubeconfig: Path | None, context: str | None, only: str | None) -> None:
     """Print the live state as JSON, for `plan --live` later or elsewhere."""
+    from peeringd.runtime import reconcile
+
     loaded = _load(state_file)
     with _connect(loaded, kubeconfig, context, only) as systems:
         result = reconcile.reconcile(loaded, systems, apply=False)
@@ -242,6 +268,8 @@ def snapshot(state_file: Path, kubeconfig: Path | None, context: str | None, onl
 @_OUTPUT
 def status(state_file: Path, kubeconfig: Path | None, context: str | None, output: str) -> None:
     """Every desired BGP session from both ends: exit 0 all Established, 4 otherwise, 1 error."""
+    from peeringd.runtime import sessions
+
     loaded = _load(state_file)
     with _connect(loaded, kubeconfig, context, None) as systems:
         rows, errors = sessions.collect(loaded, systems)
@@ -266,19 +294,26 @@ def status(state_file: Path, kubeconfig: Path | None, context: str | None, outpu
 @main.command()
 def rbac() -> None:
     """Print the least-privilege ServiceAccount, ClusterRole and binding (kubectl apply -f -)."""
+    from peeringd.adapters import calico
+
     click.echo(calico.rbac_manifest(), nl=False)
 
 
 def _ask(planned: planning.Plan, refusals: tuple[guards.Refusal, ...]) -> bool:
+    from peeringd.runtime import report
+
     click.echo(report.plan_text(planned, refusals, None), nl=False, err=True)
     return click.confirm("Apply these changes?", err=True)
 
 
 @contextlib.contextmanager
 def _connect(
-    loaded: statefile.LoadedState, kubeconfig: Path | None, context: str | None, only: str | None
+    loaded: LoadedState, kubeconfig: Path | None, context: str | None, only: str | None
 ) -> Iterator[reconcile.Systems]:
     """The systems the command reconciles; ``--only`` leaves the other side alone."""
+    from peeringd.runtime import reconcile
+
+    configure_logs()
     try:
         systems = reconcile.Systems.connect(loaded, kubeconfig=kubeconfig, context=context, only=only)
     except PeeringdError as error:
@@ -290,6 +325,8 @@ def _connect(
 
 
 def _print_report(result: reconcile.Report, output: str) -> None:
+    from peeringd.runtime import report
+
     if output == "json":
         document = {
             "outcome": str(result.outcome),
@@ -321,6 +358,8 @@ def _print_error(target: str, error: PeeringdError) -> None:
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the desired-state file (for editors and CI)."""
+    from peeringd.core import desired
+
     document = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         **desired.PeeringState.model_json_schema(by_alias=True),
@@ -328,7 +367,9 @@ def schema() -> None:
     click.echo(json.dumps(document, indent=2))
 
 
-def _load(state_file: Path) -> statefile.LoadedState:
+def _load(state_file: Path) -> LoadedState:
+    from peeringd.adapters import statefile
+
     try:
         return statefile.load(state_file)
     except PeeringdError as error:
@@ -336,6 +377,10 @@ def _load(state_file: Path) -> statefile.LoadedState:
 
 
 def _read_snapshot(path: Path) -> live.LiveState:
+    import pydantic
+
+    from peeringd.core import live
+
     try:
         return live.LiveState.model_validate_json(path.read_bytes())
     except (OSError, pydantic.ValidationError) as error:
