@@ -17,6 +17,7 @@ __all__ = [
     "cause",
     "conflict",
     "invalid",
+    "method_not_allowed",
     "not_found",
     "path_not_found",
     "shown",
@@ -78,6 +79,11 @@ def not_found(kind: Kind, name: str) -> KubeApiError:
 
 def path_not_found() -> KubeApiError:
     return KubeApiError(404, "NotFound", "the server could not find the requested resource", {})
+
+
+def method_not_allowed() -> KubeApiError:
+    message = "the server does not allow this method on the requested resource"
+    return KubeApiError(405, "MethodNotAllowed", message, {})
 
 
 def conflict(kind: Kind, name: str, why: str) -> KubeApiError:

@@ -25,7 +25,8 @@ class JournalEntry:
     """One request as the server received it, with the Kubernetes verb it maps to.
 
     `resource` is the plural, or `plural/status` for the subresource, and None for discovery
-    and unknown paths; `group` is "" for the core group.
+    and unknown paths; `group` is "" for the core group; `namespace` is the URL's, None across
+    namespaces and for cluster-scoped kinds; `user_agent` tells the clients apart.
     """
 
     method: str
@@ -35,6 +36,8 @@ class JournalEntry:
     group: str | None = None
     resource: str | None = None
     name: str | None = None
+    namespace: str | None = None
+    user_agent: str | None = None
 
 
 def injected(status: int, entry: JournalEntry, kind: Kind | None) -> KubeApiError:
@@ -47,10 +50,10 @@ def injected(status: int, entry: JournalEntry, kind: Kind | None) -> KubeApiErro
             return KubeApiError(401, "Unauthorized", "Unauthorized")
         case 403:
             named = f' "{name}"' if name is not None else ""
+            scope = f'in the namespace "{entry.namespace}"' if entry.namespace else "at the cluster scope"
             message = (
                 f'{target}{named} is forbidden: User "{_FORBIDDEN_USER}" cannot {entry.verb}'
-                f' resource "{entry.resource}" in API group "{entry.group or ""}"'
-                " at the cluster scope"
+                f' resource "{entry.resource}" in API group "{entry.group or ""}" {scope}'
             )
             return KubeApiError(403, "Forbidden", message, details)
         case 404 if kind is not None:

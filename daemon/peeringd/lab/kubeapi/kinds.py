@@ -1,18 +1,21 @@
-"""The served kinds (the Node, and the CRDs of a directory) and the discovery documents."""
+"""What a served kind is, the kinds of a directory of CRDs, and the discovery documents."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from ruamel.yaml import YAML
 
 from peeringd.lab.kubeapi.errors import Json
 from peeringd.lab.kubeapi.schema import Schema
 
-__all__ = ["BUNDLED_CRDS", "NODE_KIND", "CalicoApi", "Kind", "Registry", "load_kinds"]
+if TYPE_CHECKING:
+    from peeringd.lab.kubeapi.builtin import Builtin
+
+__all__ = ["BUNDLED_CRDS", "CalicoApi", "Kind", "Registry", "load_kinds"]
 
 CalicoApi = Literal["v1", "v3", "both", "none"]
 
@@ -50,7 +53,9 @@ class Kind:
     kind: str
     short_names: tuple[str, ...]
     has_status: bool
-    schema: Schema | None  # None for the built-in Node, which has no CRD
+    schema: Schema | None  # a CRD's; None for the built-in kinds
+    namespaced: bool = False
+    builtin: Builtin | None = None  # a built-in kind's hand-written admission (Node has none)
 
     @property
     def api_version(self) -> str:
@@ -80,7 +85,7 @@ class Kind:
         resource: Json = {
             "name": self.plural,
             "singularName": self.singular,
-            "namespaced": False,
+            "namespaced": self.namespaced,
             "kind": self.kind,
             "verbs": list(_VERBS),
         }
@@ -93,7 +98,7 @@ class Kind:
                 {
                     "name": f"{self.plural}/status",
                     "singularName": "",
-                    "namespaced": False,
+                    "namespaced": self.namespaced,
                     "kind": self.kind,
                     "verbs": status_verbs,
                 }
@@ -101,25 +106,14 @@ class Kind:
         return resources
 
 
-NODE_KIND: Final = Kind(
-    group="",
-    version="v1",
-    plural="nodes",
-    singular="node",
-    kind="Node",
-    short_names=("no",),
-    has_status=True,
-    schema=None,
-)
-
-
 def load_kinds(directory: Path, calico_api: CalicoApi) -> list[Kind]:
-    """The Node kind plus the served versions of the CRDs in `directory` (not recursive)."""
+    """The served versions of the CRDs in `directory` (not recursive), cluster-scoped or namespaced;
+    of Calico's groups only those `calico_api` names."""
     if calico_api not in _CALICO_GROUPS:
         raise ValueError(f"calico_api must be one of {sorted(_CALICO_GROUPS)}, not {calico_api!r}")
     wanted = _CALICO_GROUPS[calico_api]
     yaml = YAML(typ="safe", pure=True)
-    kinds = [NODE_KIND]
+    kinds: list[Kind] = []
     for path in sorted(directory.glob("*.yaml")):
         crd = yaml.load(path)
         if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
@@ -128,8 +122,8 @@ def load_kinds(directory: Path, calico_api: CalicoApi) -> list[Kind]:
         group = spec["group"]
         if group in _ALL_CALICO_GROUPS and group not in wanted:
             continue
-        if spec.get("scope") != "Cluster":
-            raise ValueError(f"{path}: only cluster-scoped kinds are served")
+        if spec.get("scope") not in ("Cluster", "Namespaced"):
+            raise ValueError(f"{path}: spec.scope must be Cluster or Namespaced")
         names = spec["names"]
         for version in spec["versions"]:
             if not version.get("served", True):
@@ -144,6 +138,7 @@ def load_kinds(directory: Path, calico_api: CalicoApi) -> list[Kind]:
                     short_names=tuple(names.get("shortNames", ())),
                     has_status="status" in (version.get("subresources") or {}),
                     schema=Schema(version["schema"]["openAPIV3Schema"]),
+                    namespaced=spec["scope"] == "Namespaced",
                 )
             )
     missing = wanted - {kind.group for kind in kinds}
@@ -155,13 +150,13 @@ def load_kinds(directory: Path, calico_api: CalicoApi) -> list[Kind]:
 class Registry:
     """The served kinds, found by URL, by `plural.group` and by apiVersion and kind."""
 
-    def __init__(self, kinds: list[Kind]) -> None:
-        self.kinds = kinds
-        self._by_url = {(k.group, k.version, k.plural): k for k in kinds}
-        self._by_name = {k.qualified: k for k in kinds}
-        self._by_type = {(k.api_version, k.kind): k for k in kinds}
+    def __init__(self, kinds: Iterable[Kind]) -> None:
+        self.kinds = list(kinds)
+        self._by_url = {(k.group, k.version, k.plural): k for k in self.kinds}
+        self._by_name = {k.qualified: k for k in self.kinds}
+        self._by_type = {(k.api_version, k.kind): k for k in self.kinds}
         self.groups: dict[str, list[str]] = {}
-        for kind in kinds:
+        for kind in self.kinds:
             versions = self.groups.setdefault(kind.group, [])
             if kind.version not in versions:
                 versions.append(kind.version)

@@ -1,4 +1,5 @@
-"""The HTTP server: routing to kinds, the request journal, faults and hooks, lists and watches."""
+"""The HTTP server: routing to kinds and namespaces, the request journal, faults and hooks, lists
+and watches."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from peeringd.lab.kubeapi import builtin
 from peeringd.lab.kubeapi.errors import (
     Json,
     KubeApiError,
     bad_request,
+    method_not_allowed,
     not_found,
     path_not_found,
 )
@@ -40,13 +43,15 @@ _log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class _Target:
-    """What a request addresses: a discovery document or a kind (plus name, subresource)."""
+    """What a request addresses: a discovery document or a kind (plus name, subresource, and the
+    namespace of a namespaced kind: None across namespaces)."""
 
     verb: str
     kind: Kind | None = None
     name: str | None = None
     subresource: str | None = None
     document: Json | None = None
+    namespace: str | None = None
 
 
 def _verb(method: str, name: str | None, watch: bool) -> str | None:
@@ -89,7 +94,9 @@ class KubeApiServer:
     v3.32.1 set); `calico_api` picks which Calico groups are served: "v1"
     (crd.projectcalico.org/v1, a default install), "v3" (projectcalico.org/v3 native CRDs),
     "both" (the aggregated API server over the v1 CRDs; here the two groups are separate
-    stores) or "none" (Calico not installed). CRDs of other groups are always served.
+    stores) or "none" (Calico not installed). CRDs of other groups are always served, and so
+    are the built-in Nodes, Namespaces (default, kube-node-lease, kube-public and kube-system
+    exist from the start), Secrets and coordination.k8s.io Leases.
     `history_limit` bounds the watch history per kind (older watches get 410 Gone) and
     `journal_limit` the request journal (the oldest entries go first).
 
@@ -109,7 +116,7 @@ class KubeApiServer:
     ) -> None:
         if history_limit < 1:
             raise ValueError("history_limit must be at least 1")
-        self._registry = Registry(load_kinds(Path(crds), calico_api))
+        self._registry = Registry([*builtin.KINDS, *load_kinds(Path(crds), calico_api)])
         self._store = Store(self._registry.kinds, history_limit)
         self._host = host
         self._port = port
@@ -182,26 +189,34 @@ class KubeApiServer:
     # Direct access (no HTTP; watches see these writes)
 
     def put(self, obj: Mapping[str, Any]) -> Json:
-        """Create or replace `obj` (found by apiVersion and kind), status included.
+        """Create or replace `obj` (found by apiVersion and kind, and its metadata's namespace
+        for a namespaced kind), status included.
 
         No resourceVersion check; schema pruning, defaults and validation still apply
-        (KubeApiError 422 when invalid). Returns a copy of the stored object.
+        (KubeApiError 422 when invalid, 404 when its Namespace does not exist). Returns a copy
+        of the stored object.
         """
         kind = self._registry.typed(obj.get("apiVersion", ""), obj.get("kind", ""))
         return copy.deepcopy(self._store.put(kind, copy.deepcopy(dict(obj))))
 
-    def get(self, resource: str, name: str) -> Json | None:
-        """A copy of the object, or None; `resource` is e.g. `bgppeers.crd.projectcalico.org`."""
-        return copy.deepcopy(self._store.get(self._registry.named(resource), name))
+    def get(self, resource: str, name: str, namespace: str | None = None) -> Json | None:
+        """A copy of the object, or None; `resource` is e.g. `bgppeers.crd.projectcalico.org`
+        or `leases.coordination.k8s.io`; `namespace` is required for namespaced kinds."""
+        kind = self._registry.named(resource)
+        return copy.deepcopy(self._store.get(kind, name, namespace=_namespace_of(kind, namespace)))
 
-    def objects(self, resource: str) -> list[Json]:
-        """Copies of every object of `resource`, sorted by name."""
-        return copy.deepcopy(self._store.snapshot(self._registry.named(resource))[0])
+    def objects(self, resource: str, namespace: str | None = None) -> list[Json]:
+        """Copies of every object of `resource` (in `namespace`, or all), sorted by namespace and name."""
+        kind = self._registry.named(resource)
+        if namespace is not None and not kind.namespaced:
+            raise ValueError(f"{resource} are not namespaced")
+        return copy.deepcopy(self._store.snapshot(kind, namespace)[0])
 
-    def delete(self, resource: str, name: str) -> bool:
-        """Delete the object; False when there was none."""
+    def delete(self, resource: str, name: str, namespace: str | None = None) -> bool:
+        """Delete the object (a Namespace with its objects); False when there was none."""
+        kind = self._registry.named(resource)
         try:
-            self._store.delete(self._registry.named(resource), name)
+            self._store.delete(kind, name, namespace=_namespace_of(kind, namespace))
         except KubeApiError:
             return False
         return True
@@ -316,13 +331,20 @@ class KubeApiServer:
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
             return _Target(request.method.lower())
+        namespace = None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            scoped = self._registry.at(group, version, rest[2])
+            if scoped is not None and scoped.namespaced:
+                namespace, rest = rest[1], rest[2:]
         kind = self._registry.at(group, version, rest[0]) if 1 <= len(rest) <= 3 else None
         name = rest[1] if len(rest) >= 2 else None
         subresource = rest[2] if len(rest) == 3 else None
         if kind is None or subresource not in (None, "status") or (subresource and not kind.has_status):
             return _Target(request.method.lower())
+        if kind.namespaced and namespace is None and name is not None:
+            return _Target(request.method.lower())  # across namespaces there are only collections
         verb = _verb(request.method, name, _is_true(request.query.get("watch")))
-        return _Target(verb or request.method.lower(), kind, name, subresource)
+        return _Target(verb or request.method.lower(), kind, name, subresource, namespace=namespace)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         target = self._target(request)
@@ -338,6 +360,8 @@ class KubeApiServer:
             group=kind.group if kind is not None else None,
             resource=resource,
             name=target.name,
+            namespace=target.namespace,
+            user_agent=request.headers.get("User-Agent"),
         )
         try:
             await self._before(entry, kind)
@@ -345,6 +369,8 @@ class KubeApiServer:
                 return _json_response(target.document)
             if kind is None:
                 raise path_not_found()
+            if kind.namespaced and target.namespace is None and target.verb not in ("list", "watch"):
+                raise method_not_allowed()  # across namespaces a namespaced kind is only read
             return await self._serve_resource(request, target, kind)
         except KubeApiError as error:
             return _error_response(error)
@@ -376,6 +402,7 @@ class KubeApiServer:
     async def _serve_resource(self, request: web.Request, target: _Target, kind: Kind) -> web.StreamResponse:
         query = request.query
         name, subresource = target.name, target.subresource
+        namespace = target.namespace or ""
         dry_run = _dry_run(query.getall("dryRun", []))
         field_validation = query.get("fieldValidation", "Warn")
         if field_validation not in ("Ignore", "Warn", "Strict"):
@@ -385,18 +412,18 @@ class KubeApiServer:
         match target.verb:
             case "get":
                 assert name is not None  # a get has a name
-                obj = self._store.get(kind, name)
+                obj = self._store.get(kind, name, namespace=namespace)
                 if obj is None:
                     raise not_found(kind, name)
                 return _json_response(obj)
             case "list":
-                return _json_response(self._list(kind, query))
+                return _json_response(self._list(kind, query, target.namespace))
             case "watch":
-                return await self._watch(request, kind)
+                return await self._watch(request, kind, target.namespace)
             case "create":
                 body = await _json_object(request)
                 obj, warnings = self._store.create(
-                    kind, body, dry_run=dry_run, field_validation=field_validation
+                    kind, body, dry_run=dry_run, field_validation=field_validation, namespace=namespace
                 )
                 return _json_response(obj, 201, warnings)
             case "update":
@@ -409,6 +436,7 @@ class KubeApiServer:
                     subresource=subresource,
                     dry_run=dry_run,
                     field_validation=field_validation,
+                    namespace=namespace,
                 )
                 return _json_response(obj, 200, warnings)
             case "patch":
@@ -423,6 +451,7 @@ class KubeApiServer:
                     subresource=subresource,
                     dry_run=dry_run,
                     field_validation=field_validation,
+                    namespace=namespace,
                 )
                 return _json_response(obj, 200, warnings)
             case "delete":
@@ -430,40 +459,40 @@ class KubeApiServer:
                 options = await _json_object(request, required=False)
                 dry_run = dry_run or _dry_run(options.get("dryRun") or [])
                 deleted = self._store.delete(
-                    kind, name, preconditions=options.get("preconditions"), dry_run=dry_run
+                    kind,
+                    name,
+                    preconditions=options.get("preconditions"),
+                    dry_run=dry_run,
+                    namespace=namespace,
                 )
                 return _json_response(deleted if kind.is_custom else _success(kind, deleted))
             case "deletecollection":
                 matches = selector(query)
-                for obj in self._store.snapshot(kind)[0]:
+                for obj in self._store.snapshot(kind, namespace)[0]:
                     if matches(obj) and not dry_run:
                         with contextlib.suppress(KubeApiError):  # deleted meanwhile
-                            self._store.delete(kind, obj["metadata"]["name"])
+                            self._store.delete(kind, obj["metadata"]["name"], namespace=namespace)
                 return _json_response(_success(kind, None))
-        raise KubeApiError(
-            405,
-            "MethodNotAllowed",
-            "the server does not allow this method on the requested resource",
-        )
+        raise method_not_allowed()
 
-    def _list(self, kind: Kind, query: Mapping[str, str]) -> Json:
+    def _list(self, kind: Kind, query: Mapping[str, str], namespace: str | None) -> Json:
         matches = selector(query)
-        objects, resource_version = self._store.snapshot(kind)
+        objects, resource_version = self._store.snapshot(kind, namespace)
         items = [obj for obj in objects if matches(obj)]
         metadata: Json = {"resourceVersion": str(resource_version)}
         token = query.get("continue")
         if token:
             try:
-                start = json.loads(base64.urlsafe_b64decode(token))["start"]
+                start = tuple(json.loads(base64.urlsafe_b64decode(token))["start"])
             except (ValueError, KeyError, TypeError):
                 raise bad_request("continue key is not valid") from None
-            items = [obj for obj in items if obj["metadata"]["name"] > start]
+            items = [obj for obj in items if _key(obj) > start]
         limit_text = query.get("limit", "") or "0"
         if not limit_text.isdigit():
             raise bad_request(f'Invalid value: "{limit_text}": limit must be a number')
         limit = int(limit_text)
         if 0 < limit < len(items):
-            last = items[limit - 1]["metadata"]["name"]
+            last = _key(items[limit - 1])
             state = json.dumps({"rv": resource_version, "start": last}).encode()
             metadata["continue"] = base64.urlsafe_b64encode(state).decode()
             metadata["remainingItemCount"] = len(items) - limit
@@ -475,9 +504,13 @@ class KubeApiServer:
             "items": items,
         }
 
-    async def _watch(self, request: web.Request, kind: Kind) -> web.StreamResponse:
+    async def _watch(self, request: web.Request, kind: Kind, namespace: str | None) -> web.StreamResponse:
         query = request.query
-        matches = selector(query)
+        selected = selector(query)
+
+        def matches(obj: Json) -> bool:
+            return namespace in (None, obj["metadata"].get("namespace")) and selected(obj)
+
         since_text = query.get("resourceVersion", "")
         if since_text not in ("", "0") and not since_text.isdigit():
             raise bad_request(f'Invalid value: "{since_text}": resourceVersion must be an integer')
@@ -513,6 +546,20 @@ class KubeApiServer:
         finally:
             self._store.unsubscribe(kind, watcher)
         return response
+
+
+def _namespace_of(kind: Kind, namespace: str | None) -> str:
+    """The store's namespace for a direct access: required for namespaced kinds, else none."""
+    if kind.namespaced and not namespace:
+        raise ValueError(f"{kind.qualified} are namespaced: name the namespace")
+    if not kind.namespaced and namespace:
+        raise ValueError(f"{kind.qualified} are not namespaced")
+    return namespace or ""
+
+
+def _key(obj: Json) -> tuple[str, str]:
+    """Where an object sorts in a list, as etcd's keys do: by namespace, then name."""
+    return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
 
 
 def _event_line(event_type: str, obj: Json) -> bytes:

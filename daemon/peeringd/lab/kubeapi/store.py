@@ -1,4 +1,9 @@
-"""The objects of every kind: one resourceVersion counter, admission, histories and watchers."""
+"""The objects of every kind: one resourceVersion counter, admission, histories and watchers.
+
+Objects are keyed by namespace and name (the namespace is "" for cluster-scoped kinds). A
+namespaced object can be created only in an existing Namespace; deleting a Namespace deletes
+its objects at once (no Terminating phase, no finalizers), and the immortal ones cannot be.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from typing import Any, Final, Literal
 
 import jsonpatch
 
+from peeringd.lab.kubeapi import builtin
 from peeringd.lab.kubeapi.errors import (
     MODIFIED,
     Json,
@@ -52,9 +58,16 @@ _OBJECT_META_FIELDS: Final = frozenset(
         "managedFields",
     }
 )
-_DNS1123_SUBDOMAIN: Final = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_DNS1123_LABEL: Final = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_SUBDOMAIN: Final = rf"{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*"
 # Kubernetes' generated names end in five characters of this alphabet.
 _NAME_SUFFIX_ALPHABET: Final = "bcdfghjklmnpqrstvwxz2456789"
+_WRONG_NAMESPACE: Final = (
+    "the namespace of the provided object does not match the namespace sent on the request"
+)
+
+# (namespace, name); the namespace is "" for cluster-scoped kinds.
+Key = tuple[str, str]
 
 @dataclasses.dataclass(frozen=True)
 class Event:
@@ -80,10 +93,15 @@ class Expired(Exception):
 
 class _Collection:
     def __init__(self, history_limit: int) -> None:
-        self.objects: dict[str, Json] = {}
+        self.objects: dict[Key, Json] = {}
         self.history: collections.deque[Event] = collections.deque(maxlen=history_limit)
         self.compacted = 0  # the newest resourceVersion no longer in the history
         self.watchers: set[Watcher] = set()
+
+
+def _key(obj: Json) -> Key:
+    metadata = obj["metadata"]
+    return metadata.get("namespace") or "", metadata["name"]
 
 
 def _now() -> str:
@@ -128,18 +146,23 @@ class Store:
         self._lock = threading.RLock()
         self._resource_version = 1  # like etcd's: never 0, which watches read as "any"
         self._collections = {kind: _Collection(history_limit) for kind in kinds}
+        if builtin.NAMESPACES in self._collections:
+            for name in builtin.INITIAL_NAMESPACES:
+                self.create(builtin.NAMESPACES, builtin.namespace_object(name))
 
     # Reads
 
-    def get(self, kind: Kind, name: str) -> Json | None:
+    def get(self, kind: Kind, name: str, *, namespace: str = "") -> Json | None:
         with self._lock:
-            return self._collections[kind].objects.get(name)
+            return self._collections[kind].objects.get((namespace, name))
 
-    def snapshot(self, kind: Kind) -> tuple[list[Json], int]:
-        """Every object sorted by name (as etcd keys are), and the list's resourceVersion."""
+    def snapshot(self, kind: Kind, namespace: str | None = None) -> tuple[list[Json], int]:
+        """Every object (of `namespace` when given) sorted by namespace and name, as etcd keys
+        are, and the list's resourceVersion."""
         with self._lock:
             objects = self._collections[kind].objects
-            return [objects[name] for name in sorted(objects)], self._resource_version
+            keys = sorted(key for key in objects if namespace in (None, key[0]))
+            return [objects[key] for key in keys], self._resource_version
 
     # Writes
 
@@ -151,23 +174,25 @@ class Store:
         dry_run: bool = False,
         field_validation: str = "Warn",
         keep_status: bool = False,
+        namespace: str = "",
     ) -> tuple[Json, list[str]]:
-        """Store a new object; `body` becomes the store's. Returns it and the warnings."""
+        """Store a new object in `namespace` (of a namespaced kind); `body` becomes the store's.
+        Returns it and the warnings."""
         with self._lock:
             objects = self._collections[kind].objects
-            metadata = body.setdefault("metadata", {})
-            if not isinstance(metadata, dict):
-                raise bad_request("metadata must be an object")
+            metadata = _metadata(kind, body, namespace)
             if metadata.get("resourceVersion"):
                 message = "resourceVersion should not be set on objects to be created"
                 raise KubeApiError(500, "InternalError", f"Internal error occurred: {message}")
+            if kind.namespaced and self.get(builtin.NAMESPACES, namespace) is None:
+                raise not_found(builtin.NAMESPACES, namespace)
             if not metadata.get("name") and metadata.get("generateName"):
-                metadata["name"] = self._generated_name(objects, metadata["generateName"])
+                metadata["name"] = self._generated_name(objects, namespace, metadata["generateName"])
             if kind.has_status and kind.is_custom and not keep_status:
                 body.pop("status", None)
             warnings = _admit(kind, body, None, field_validation)
             name = metadata["name"]
-            if name in objects:
+            if (namespace, name) in objects:
                 message = f'{kind.qualified} "{name}" already exists'
                 raise KubeApiError(409, "AlreadyExists", message, kind.details(name))
             metadata.pop("generation", None)
@@ -186,15 +211,14 @@ class Store:
         dry_run: bool = False,
         field_validation: str = "Warn",
         direct: bool = False,
+        namespace: str = "",
     ) -> tuple[Json, list[str]]:
         """Replace an object; `direct` skips the resourceVersion check and status rules."""
         with self._lock:
-            old = self._collections[kind].objects.get(name)
+            metadata = _metadata(kind, body, namespace)
+            old = self._collections[kind].objects.get((namespace, name))
             if old is None:
                 raise not_found(kind, name)
-            metadata = body.setdefault("metadata", {})
-            if not isinstance(metadata, dict):
-                raise bad_request("metadata must be an object")
             metadata.setdefault("name", name)
             if metadata["name"] != name:
                 raise bad_request(
@@ -228,9 +252,10 @@ class Store:
         subresource: str | None = None,
         dry_run: bool = False,
         field_validation: str = "Warn",
+        namespace: str = "",
     ) -> tuple[Json, list[str]]:
         with self._lock:
-            old = self._collections[kind].objects.get(name)
+            old = self._collections[kind].objects.get((namespace, name))
             if old is None:
                 raise not_found(kind, name)
             if content_type == "application/json-patch+json":
@@ -254,6 +279,7 @@ class Store:
                 subresource=subresource,
                 dry_run=dry_run,
                 field_validation=field_validation,
+                namespace=namespace,
             )
 
     def delete(
@@ -263,12 +289,18 @@ class Store:
         *,
         preconditions: Mapping[str, str] | None = None,
         dry_run: bool = False,
+        namespace: str = "",
     ) -> Json:
-        """Remove an object and return its last state, with the deletion's resourceVersion."""
+        """Remove an object and return its last state, with the deletion's resourceVersion.
+
+        A Namespace takes its objects with it, at once."""
         with self._lock:
-            old = self._collections[kind].objects.get(name)
+            old = self._collections[kind].objects.get((namespace, name))
             if old is None:
                 raise not_found(kind, name)
+            if kind is builtin.NAMESPACES and name in builtin.IMMORTAL_NAMESPACES:
+                message = f'namespaces "{name}" is forbidden: this namespace may not be deleted'
+                raise KubeApiError(403, "Forbidden", message, kind.details(name))
             for key, label in (("resourceVersion", "ResourceVersion"), ("uid", "UID")):
                 wanted = (preconditions or {}).get(key)
                 if wanted and wanted != old["metadata"].get(key):
@@ -278,16 +310,28 @@ class Store:
                         f" {label} in record ({got}). The object might have been modified"
                     )
                     raise conflict(kind, name, why)
-            return old if dry_run else self._commit(kind, "DELETED", None, old)
+            if dry_run:
+                return old
+            if kind is builtin.NAMESPACES:
+                for other, collection in self._collections.items():
+                    inside = sorted(k for k in collection.objects if other.namespaced and k[0] == name)
+                    for doomed in inside:
+                        self._commit(other, "DELETED", None, collection.objects[doomed])
+            return self._commit(kind, "DELETED", None, old)
 
     def put(self, kind: Kind, obj: Json) -> Json:
-        """Create or replace whatever the object's state, status included; no version check."""
+        """Create or replace whatever the object's state, status included; no version check.
+
+        The namespace of a namespaced kind's object is its metadata's (ValueError without one)."""
         with self._lock:
-            name = (obj.get("metadata") or {}).get("name")
-            if name is not None and name in self._collections[kind].objects:
-                return self.update(kind, name, obj, direct=True)[0]
+            metadata = obj.get("metadata") or {}
+            name, namespace = metadata.get("name"), metadata.get("namespace") or ""
+            if kind.namespaced and not namespace:
+                raise ValueError(f"{kind.qualified} are namespaced: metadata.namespace is required")
+            if name is not None and (namespace, name) in self._collections[kind].objects:
+                return self.update(kind, name, obj, direct=True, namespace=namespace)[0]
             obj.get("metadata", {}).pop("resourceVersion", None)
-            return self.create(kind, obj, keep_status=True)[0]
+            return self.create(kind, obj, keep_status=True, namespace=namespace)[0]
 
     # Watches
 
@@ -302,8 +346,8 @@ class Store:
             if since is None:
                 objects = collection.objects
                 backlog = [
-                    Event(int(objects[n]["metadata"]["resourceVersion"]), "ADDED", objects[n], None)
-                    for n in sorted(objects)
+                    Event(int(objects[key]["metadata"]["resourceVersion"]), "ADDED", objects[key], None)
+                    for key in sorted(objects)
                 ]
             elif since < collection.compacted:
                 raise Expired(f"too old resource version: {since} ({collection.compacted + 1})")
@@ -337,10 +381,10 @@ class Store:
         if new is None:
             assert old is not None  # a deletion has an old object
             stored = {**old, "metadata": {**old["metadata"], "resourceVersion": version}}
-            del collection.objects[old["metadata"]["name"]]
+            del collection.objects[_key(old)]
         else:
             new["metadata"]["resourceVersion"] = version
-            stored = collection.objects[new["metadata"]["name"]] = new
+            stored = collection.objects[_key(new)] = new
         event = Event(self._resource_version, event_type, stored, old)
         if len(collection.history) == collection.history.maxlen:
             collection.compacted = collection.history[0].resource_version
@@ -350,11 +394,26 @@ class Store:
         return stored
 
     @staticmethod
-    def _generated_name(objects: Mapping[str, Json], prefix: str) -> str:
+    def _generated_name(objects: Mapping[Key, Json], namespace: str, prefix: str) -> str:
         while True:
             name = prefix + "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5))
-            if name not in objects:
+            if (namespace, name) not in objects:
                 return name
+
+
+def _metadata(kind: Kind, body: Json, namespace: str) -> Json:
+    """The body's metadata, its namespace set as the request's (cleared for cluster-scoped
+    kinds, as the server does); a body naming another namespace is a 400."""
+    metadata = body.setdefault("metadata", {})
+    if not isinstance(metadata, dict):
+        raise bad_request("metadata must be an object")
+    if not kind.namespaced:
+        metadata.pop("namespace", None)
+        return metadata
+    if metadata.get("namespace") not in (None, "", namespace):
+        raise bad_request(_WRONG_NAMESPACE)
+    metadata["namespace"] = namespace
+    return metadata
 
 
 def _admit(kind: Kind, obj: Json, old: Json | None, field_validation: str) -> list[str]:
@@ -382,13 +441,18 @@ def _admit(kind: Kind, obj: Json, old: Json | None, field_validation: str) -> li
         del metadata[field.removeprefix("metadata.")]
     if kind.schema is not None:
         unknown += kind.schema.prune_and_default(obj)
+    elif kind.builtin is not None:
+        unknown += kind.builtin.decode(obj, kind)
+        kind.builtin.default(obj, old)
     if unknown and field_validation == "Strict":
         fields = ", ".join(f'unknown field "{field}"' for field in unknown)
         raise bad_request(f"strict decoding error: {fields}")
     name = metadata.get("name") or ""
-    causes = _name_causes(name)
+    causes = _name_causes(name, label=kind.builtin is not None and kind.builtin.label_names)
     if kind.schema is not None:
         causes += kind.schema.validate(obj, old)
+    elif kind.builtin is not None:
+        causes += kind.builtin.validate(obj, old)
     if causes:
         raise invalid(kind, name, causes)
     # Type, then metadata, then the rest, as the server writes them: easier to read in the lab.
@@ -397,14 +461,24 @@ def _admit(kind: Kind, obj: Json, old: Json | None, field_validation: str) -> li
     return [f'unknown field "{field}"' for field in unknown] if field_validation == "Warn" else []
 
 
-def _name_causes(name: Any) -> list[Json]:
+def _name_causes(name: Any, *, label: bool = False) -> list[Json]:
+    """What is wrong with a name: an RFC 1123 subdomain, or (`label`) an RFC 1123 label."""
     if not name:
         message = "Required value: name or generateName is required"
         return [cause("FieldValueRequired", "metadata.name", message)]
-    if not isinstance(name, str) or len(name) > 253:
-        message = f"Invalid value: {shown(name)}: must be no more than 253 characters"
+    limit = 63 if label else 253
+    if not isinstance(name, str) or len(name) > limit:
+        message = f"Invalid value: {shown(name)}: must be no more than {limit} characters"
         return [cause("FieldValueInvalid", "metadata.name", message)]
-    if re.fullmatch(_DNS1123_SUBDOMAIN, name) is None:
+    if label and re.fullmatch(_DNS1123_LABEL, name) is None:
+        message = (
+            f"Invalid value: {shown(name)}: a lowercase RFC 1123 label must consist of lower case"
+            " alphanumeric characters or '-', and must start and end with an alphanumeric"
+            " character (e.g. 'my-name',  or '123-abc', regex used for validation is"
+            f" '{_DNS1123_LABEL}')"
+        )
+        return [cause("FieldValueInvalid", "metadata.name", message)]
+    if not label and re.fullmatch(_DNS1123_SUBDOMAIN, name) is None:
         message = (
             f"Invalid value: {shown(name)}: a lowercase RFC 1123 subdomain must consist of lower"
             " case alphanumeric characters, '-' or '.', and must start and end with an"
