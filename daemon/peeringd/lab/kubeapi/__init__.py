@@ -17,10 +17,11 @@ Built on aiohttp, not kmock: kmock's KubernetesEmulator has no resourceVersion, 
 selectors or schemas, and its KubernetesScaffold routes through a mock DSL whose filters and
 error bodies our own store would bypass rather than extend; discovery here is ~100 lines.
 
-Modules: `server` (HTTP routing, journal, lists and watches), `store` (objects by namespace and
-name, admission, histories), `kinds` (what a kind is, CRD kinds, discovery), `builtin` (the
-built-in kinds and their hand-written admission), `schema` (CRD schemas and CEL), `selectors`,
-`faults` (faults and hooks on requests), `errors` (the server's wording).
+Modules: `server` (HTTP, journal, lists and watches), `routes` (what a URL addresses),
+`store` (objects by namespace and name, admission, histories), `kinds` (what a kind is, CRD
+kinds, discovery), `builtin` (the built-in kinds and their hand-written admission), `schema`
+(CRD schemas and CEL), `selectors`, `faults` (faults and hooks on requests), `errors` (the
+server's wording).
 """
 
 from peeringd.lab.kubeapi.errors import KubeApiError

@@ -1,5 +1,4 @@
-"""The HTTP server: routing to kinds and namespaces, the request journal, faults and hooks, lists
-and watches."""
+"""The HTTP server: the request journal, faults and hooks, reads, writes, lists and watches."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import collections
 import concurrent.futures
 import contextlib
 import copy
-import dataclasses
 import json
 import logging
 import socket
@@ -20,7 +18,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from peeringd.lab.kubeapi import builtin
+from peeringd.lab.kubeapi import builtin, routes
 from peeringd.lab.kubeapi.errors import (
     Json,
     KubeApiError,
@@ -39,39 +37,6 @@ __all__ = ["WRITE_VERBS", "JournalEntry", "KubeApiServer"]
 WRITE_VERBS: Final = ("create", "update", "patch", "delete", "deletecollection")
 
 _log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Target:
-    """What a request addresses: a discovery document or a kind (plus name, subresource, and the
-    namespace of a namespaced kind: None across namespaces)."""
-
-    verb: str
-    kind: Kind | None = None
-    name: str | None = None
-    subresource: str | None = None
-    document: Json | None = None
-    namespace: str | None = None
-
-
-def _verb(method: str, name: str | None, watch: bool) -> str | None:
-    collection = name is None
-    match method:
-        case "GET":
-            return ("watch" if watch else "list") if collection else "get"
-        case "POST" if collection:
-            return "create"
-        case "PUT" if not collection:
-            return "update"
-        case "PATCH" if not collection:
-            return "patch"
-        case "DELETE":
-            return "deletecollection" if collection else "delete"
-    return None
-
-
-def _is_true(value: str | None) -> bool:
-    return value in ("1", "true", "True")
 
 
 def _json_response(document: Json, status: int = 200, warnings: Iterable[str] = ()) -> web.Response:
@@ -319,35 +284,8 @@ class KubeApiServer:
         self._store.end_watches()
         await self._runner.cleanup()
 
-    def _target(self, request: web.Request) -> _Target:
-        parts = [part for part in request.path.split("/") if part]
-        if request.method == "GET":
-            document = self._registry.document(parts)
-            if document is not None:
-                return _Target("get", document=document)
-        if parts[:2] == ["api", "v1"]:
-            group, version, rest = "", "v1", parts[2:]
-        elif len(parts) >= 3 and parts[0] == "apis":
-            group, version, rest = parts[1], parts[2], parts[3:]
-        else:
-            return _Target(request.method.lower())
-        namespace = None
-        if len(rest) >= 3 and rest[0] == "namespaces":
-            scoped = self._registry.at(group, version, rest[2])
-            if scoped is not None and scoped.namespaced:
-                namespace, rest = rest[1], rest[2:]
-        kind = self._registry.at(group, version, rest[0]) if 1 <= len(rest) <= 3 else None
-        name = rest[1] if len(rest) >= 2 else None
-        subresource = rest[2] if len(rest) == 3 else None
-        if kind is None or subresource not in (None, "status") or (subresource and not kind.has_status):
-            return _Target(request.method.lower())
-        if kind.namespaced and namespace is None and name is not None:
-            return _Target(request.method.lower())  # across namespaces there are only collections
-        verb = _verb(request.method, name, _is_true(request.query.get("watch")))
-        return _Target(verb or request.method.lower(), kind, name, subresource, namespace=namespace)
-
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        target = self._target(request)
+        target = routes.target(self._registry, request.method, request.path, request.query)
         kind = target.kind
         resource = None
         if kind is not None:
@@ -399,7 +337,9 @@ class KubeApiServer:
             if fault.status is not None:
                 raise injected(fault.status, entry, kind)
 
-    async def _serve_resource(self, request: web.Request, target: _Target, kind: Kind) -> web.StreamResponse:
+    async def _serve_resource(
+        self, request: web.Request, target: routes.Target, kind: Kind
+    ) -> web.StreamResponse:
         query = request.query
         name, subresource = target.name, target.subresource
         namespace = target.namespace or ""
