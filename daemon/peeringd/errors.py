@@ -24,7 +24,11 @@ __all__ = [
     "DeviceUnreachable",
     "HostKeyMismatch",
     "KubeconfigError",
+    "LeaseConflict",
+    "LeaseError",
+    "LeaseUnavailable",
     "LockHeld",
+    "NotLeader",
     "PeeringdError",
     "SnapshotError",
     "SourceProblem",
@@ -143,3 +147,28 @@ class VerificationFailed(PeeringdError):
 
 class LockHeld(PeeringdError):
     """Another peeringd process holds the lock and may be writing."""
+
+
+class LeaseError(PeeringdError):
+    """The leader-election Lease could not be read or written (403, a missing namespace)."""
+
+
+class LeaseUnavailable(LeaseError):
+    """The API server did not answer about the Lease, or failed: retry at the next period."""
+
+    transient = True
+
+
+class LeaseConflict(LeaseError):
+    """409: another daemon wrote the Lease since it was read; it won this round."""
+
+    transient = True
+
+
+class NotLeader(PeeringdError):
+    """This daemon does not hold the lease, or cannot prove it still does: it writes nothing.
+
+    Raised by the fence before a write session; the daemon that holds the lease writes instead.
+    """
+
+    transient = True

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -25,13 +24,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import kubernetes.client
-import kubernetes.config
 import kubernetes.watch
 import structlog
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
+from peeringd.adapters import kubeclient
 from peeringd.core import live, nodes, ownership
 from peeringd.core.plan import Action, Change, ConfigurationChange, PeerChange
 from peeringd.errors import (
@@ -41,7 +39,6 @@ from peeringd.errors import (
     CalicoInvalid,
     CalicoNotInstalled,
     CalicoUnavailable,
-    KubeconfigError,
 )
 
 __all__ = ["API_GROUPS", "Calico", "rbac_manifest"]
@@ -88,36 +85,8 @@ class Calico:
 
     @classmethod
     def connect(cls, kubeconfig: Path | None = None, context: str | None = None) -> Calico:
-        """Connect as kubectl would: ``kubeconfig``, else $KUBECONFIG, else ~/.kube/config,
-        else the in-cluster service account. The home directory is looked for only when
-        nothing else names a kubeconfig (a systemd DynamicUser may have none)."""
-        configuration = kubernetes.client.Configuration()
-        named = kubeconfig or os.environ.get("KUBECONFIG")
-        home_config = None if named else _home_kubeconfig()
-        in_cluster = (
-            not named
-            and (home_config is None or not home_config.exists())
-            and "KUBERNETES_SERVICE_HOST" in os.environ
-        )
-        if not named and home_config is None and not in_cluster:
-            raise KubeconfigError(
-                "no kubeconfig: pass --kubeconfig or set $KUBECONFIG "
-                "(there is no home directory to find ~/.kube/config in)"
-            )
-        try:
-            if in_cluster:
-                kubernetes.config.load_incluster_config(client_configuration=configuration)
-            else:
-                # With no file named, the client merges $KUBECONFIG's files as kubectl does.
-                kubernetes.config.load_kube_config(
-                    config_file=str(kubeconfig) if kubeconfig else None,
-                    context=context,
-                    client_configuration=configuration,
-                )
-        except (ConfigException, OSError) as error:
-            where = "the in-cluster service account" if in_cluster else f"kubeconfig {named or home_config}"
-            raise KubeconfigError(f"cannot use {where}: {error}") from None
-        return cls(kubernetes.client.ApiClient(configuration))
+        """Connect as kubectl would (see ``kubeclient.connect``)."""
+        return cls(kubeclient.connect(kubeconfig, context))
 
     def close(self) -> None:
         self._api.close()
@@ -406,14 +375,6 @@ class Calico:
         if status == 429 or status >= 500:
             return CalicoUnavailable(f"{verb} {subject}: the API server failed ({status}): {message}")
         return CalicoError(f"{verb} {subject}: {status} {message}")
-
-
-def _home_kubeconfig() -> Path | None:
-    """~/.kube/config, or None when the process has no home directory."""
-    try:
-        return Path.home() / ".kube" / "config"
-    except RuntimeError:
-        return None
 
 
 def _status_message(error: ApiException) -> str:

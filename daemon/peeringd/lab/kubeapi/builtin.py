@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import datetime
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -123,8 +124,12 @@ def _decode(value: Json, struct: _Struct, path: str, unknown: list[str]) -> None
             )
         if isinstance(expected, _Struct):
             _decode(item, expected, field_path, unknown)
-        elif expected == "MicroTime" and _MICRO_TIME.fullmatch(item) is None:
-            raise _Undecodable(f'parsing time "{item}" as "{_MICRO_TIME_LAYOUT}": cannot parse "{item}"')
+        elif expected == "MicroTime":
+            if _MICRO_TIME.fullmatch(item) is None:
+                raise _Undecodable(f'parsing time "{item}" as "{_MICRO_TIME_LAYOUT}": cannot parse "{item}"')
+            # Stored as Go encodes it again: in UTC, with a Z.
+            moment = datetime.datetime.fromisoformat(item).astimezone(datetime.UTC)
+            value[key] = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         elif expected == "map[string][]byte":
             for data in item.values():
                 offset = _base64_error(data)
