@@ -124,11 +124,14 @@ def reconcile(
     apply: bool = True,
     confirm: Callable[[Plan, tuple[guards.Refusal, ...]], bool] | None = None,
     revision: str | None = None,
+    fence: Callable[[str], None] | None = None,
 ) -> Report:
     """Run one pass. With ``apply`` False (or ``policy.mode: observe``) nothing is changed.
 
     ``confirm`` is asked before anything is applied (the CLI's prompt); ``revision``
-    is the git revision of the file, written into every change event.
+    is the git revision of the file, written into every change event. ``fence`` is called
+    with each target's name just before its write session (the daemon's leader-election
+    check): a PeeringdError it raises leaves that target unwritten and is reported as its error.
     """
     state = loaded.state
     enforce = apply and state.policy.mode == "enforce"
@@ -150,7 +153,7 @@ def reconcile(
             return Report(outcome, planned, refusals, (), tuple(errors.items()), observed)
         if confirm is not None and not confirm(planned, refusals):
             return Report(Outcome.DRIFT, planned, refusals, (), tuple(errors.items()), observed)
-        applied, apply_errors, held = _apply(loaded, systems, planned, errors, revision)
+        applied, apply_errors, held = _apply(loaded, systems, planned, errors, revision, fence=fence)
         applied = applied_before + applied
         conflicted = any(isinstance(error, CalicoConflict) for error in apply_errors.values())
         if conflicted and attempt + 1 < _CONFLICT_RETRIES:
@@ -198,6 +201,8 @@ def _apply(
     planned: Plan,
     errors: Mapping[str, PeeringdError],
     revision: str | None,
+    *,
+    fence: Callable[[str], None] | None,
 ) -> tuple[tuple[Change, ...], dict[str, PeeringdError], frozenset[str]]:
     """Apply each target's changes in the plan's order; a failing target does not stop the others.
 
@@ -223,6 +228,8 @@ def _apply(
             changes = tuple(c for c in changes if not (isinstance(c, PeerChange) and c.name in held))
         done: list[Change] = []
         try:
+            if fence is not None:
+                fence(target)
             if target == CALICO:
                 assert systems.calico is not None
                 cluster = loaded.state.cluster.name
