@@ -117,3 +117,25 @@ class TestFenceProblem:
             "the lease was last renewed 10.0s ago, past the renew deadline of 10s:"
             " another daemon may take it over"
         )
+
+
+class TestSummary:
+    """The leader line of `peeringd status`."""
+
+    def test_a_holder_renewing(self) -> None:
+        """Who, and how long ago by the reader's clock."""
+        assert election.summary(held("a"), "kube-system/peeringd", T0 + datetime.timedelta(seconds=3)) == (
+            "leader: a (lease kube-system/peeringd, renewed 3s ago)"
+        )
+
+    def test_a_holder_gone_silent(self) -> None:
+        """Past its lease duration nobody leads, whatever the record says."""
+        assert election.summary(held("a"), "kube-system/peeringd", T0 + datetime.timedelta(seconds=42)) == (
+            "leader: none (lease kube-system/peeringd: a last renewed it 42s ago; it has expired)"
+        )
+
+    def test_a_released_lease(self) -> None:
+        """No holder: free."""
+        assert election.summary(election.released(held("a"), T1), "kube-system/peeringd", T1) == (
+            "leader: none (lease kube-system/peeringd is free)"
+        )

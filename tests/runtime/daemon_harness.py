@@ -79,12 +79,14 @@ class NotifySocket:
 class DaemonProcess:
     """``peeringd run`` as systemd would start it; its JSON log lines are kept in ``log``.
 
-    ``pid`` and ``wait_for_event`` serve the tests and the daemon's benchmark alike."""
+    ``pid`` and ``wait_for_event`` serve the tests and the daemon's benchmark alike;
+    ``arguments`` are added to ``peeringd run``'s."""
 
     state_file: Path
     kubeconfig: Path
     workdir: Path
     environment: dict[str, str] = field(default_factory=dict)
+    arguments: tuple[str, ...] = ()
     serve_metrics: bool = True
     metrics_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -106,6 +108,7 @@ class DaemonProcess:
         ]
         if self.serve_metrics:
             command += ["--metrics-address", f"127.0.0.1:{self.metrics_port}"]
+        command += self.arguments
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.environment}

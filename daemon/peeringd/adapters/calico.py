@@ -16,6 +16,7 @@ Every client or transport exception becomes a ``peeringd.errors`` type here.
 from __future__ import annotations
 
 import functools
+import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 
 import kubernetes.client
 import kubernetes.watch
+import ruamel.yaml
 import structlog
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
@@ -69,9 +71,25 @@ NODE_STATUSES = _Kind("caliconodestatuses", "CalicoNodeStatus")
 STATUS_UPDATE_SECONDS = 10
 
 
-def rbac_manifest() -> str:
-    """The least-privilege ClusterRole and binding for the daemon's identity, as YAML."""
-    return resources.files("peeringd.adapters").joinpath("rbac.yaml").read_text()
+def rbac_manifest(lease_namespace: str = "kube-system", lease_name: str = "peeringd") -> str:
+    """The least-privilege ServiceAccount, ClusterRole and leader-election Role (in the
+    Lease's namespace, for that Lease only), with their bindings, as YAML."""
+    text = resources.files("peeringd.adapters").joinpath("rbac.yaml").read_text()
+    if (lease_namespace, lease_name) == ("kube-system", "peeringd"):
+        return text
+    yaml = ruamel.yaml.YAML()  # round trip: the comments say why each rule is there
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.preserve_quotes = True
+    documents = list(yaml.load_all(text))
+    for document in documents:
+        if document["metadata"]["name"] == "peeringd-leader":
+            document["metadata"]["namespace"] = lease_namespace
+            for rule in document.get("rules", ()):
+                if "resourceNames" in rule:
+                    rule["resourceNames"][:] = [lease_name]
+    stream = io.StringIO()
+    yaml.dump_all(documents, stream)
+    return stream.getvalue()
 
 
 class Calico:

@@ -32,6 +32,7 @@ __all__ = [
     "may_take",
     "observe",
     "released",
+    "summary",
     "taken",
 ]
 
@@ -147,3 +148,16 @@ def fence_problem(leading: bool, renewed_at: float | None, now: float, timing: T
             f" {timing.renew_deadline:g}s: another daemon may take it over"
         )
     return None
+
+
+def summary(record: Record, where: str, now: datetime.datetime) -> str:
+    """The ``leader:`` line of ``peeringd status``. ``now`` is the reader's wall clock, which
+    is compared with the holder's renewTime: good for people, never for deciding."""
+    if not record.holder:
+        return f"leader: none (lease {where} is free)"
+    if record.renew_time is None:
+        return f"leader: {record.holder} (lease {where})"
+    age = max(0.0, (now - record.renew_time).total_seconds())
+    if age > record.lease_duration_seconds:
+        return f"leader: none (lease {where}: {record.holder} last renewed it {age:.0f}s ago; it has expired)"
+    return f"leader: {record.holder} (lease {where}, renewed {age:.0f}s ago)"

@@ -196,6 +196,19 @@ def _default_lock_file() -> Path:
     return daemon.default_lock_file()
 
 
+# The defaults are runtime.leader's (DEFAULT_NAMESPACE, DEFAULT_LEASE_NAME), written out here
+# so that `--help` does not import the daemon; tests/runtime/test_cli.py checks they agree.
+_LEASE_NAMESPACE = click.option(
+    "--lease-namespace",
+    default="kube-system",
+    show_default=True,
+    help="Namespace of the leader-election Lease.",
+)
+_LEASE_NAME = click.option(
+    "--lease-name", default="peeringd", show_default=True, help="Name of the leader-election Lease."
+)
+
+
 @main.command()
 @_STATE_FILE
 @_KUBECONFIG
@@ -213,23 +226,44 @@ def _default_lock_file() -> Path:
     show_default="$RUNTIME_DIRECTORY/peeringd.lock, else /run/peeringd/peeringd.lock",
     help="Only one daemon may hold it: a second one exits 1, naming the first.",
 )
+@click.option(
+    "--leader-elect",
+    is_flag=True,
+    help="Run active/standby with daemons on other hosts: only the holder of a Lease in the cluster writes.",
+)
+@_LEASE_NAMESPACE
+@_LEASE_NAME
+@click.option(
+    "--lease-duration",
+    type=click.IntRange(min=3, max=3600),
+    default=15,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long the standby waits for a silent leader before taking over.",
+)
 def run(
     state_file: Path,
     kubeconfig: Path | None,
     context: str | None,
     metrics_address: tuple[str, int] | None,
     lock_file: Path,
+    leader_elect: bool,
+    lease_namespace: str,
+    lease_name: str,
+    lease_duration: int,
 ) -> None:
     """Reconcile continuously: every policy.interval, and at once when the file or the nodes change."""
-    from peeringd.runtime import daemon
+    from peeringd.runtime import daemon, leader
 
     configure_logs("stdout")
+    election = leader.Settings(lease_namespace, lease_name, lease_duration) if leader_elect else None
     options = daemon.Options(
         state_file=state_file,
         kubeconfig=kubeconfig,
         context=context,
         metrics_address=metrics_address,
         lock_file=lock_file,
+        leader_election=election,
     )
     sys.exit(daemon.Daemon(options).run())
 
@@ -266,9 +300,18 @@ def snapshot(state_file: Path, kubeconfig: Path | None, context: str | None, onl
 @_KUBECONFIG
 @_CONTEXT
 @_OUTPUT
-def status(state_file: Path, kubeconfig: Path | None, context: str | None, output: str) -> None:
+@_LEASE_NAMESPACE
+@_LEASE_NAME
+def status(
+    state_file: Path,
+    kubeconfig: Path | None,
+    context: str | None,
+    output: str,
+    lease_namespace: str,
+    lease_name: str,
+) -> None:
     """Every desired BGP session from both ends: exit 0 all Established, 4 otherwise, 1 error."""
-    from peeringd.runtime import sessions
+    from peeringd.runtime import leader, sessions
 
     loaded = _load(state_file)
     with _connect(loaded, kubeconfig, context, None) as systems:
@@ -278,11 +321,19 @@ def status(state_file: Path, kubeconfig: Path | None, context: str | None, outpu
             if systems.calico is not None and "calico" not in errors
             else None
         )
+        cluster_context = context or loaded.state.cluster.kubeconfig_context
+        holder = (
+            leader.describe_lease(kubeconfig, cluster_context, lease_namespace, lease_name)
+            if output == "text"
+            else None
+        )
     if output == "json":
         click.echo(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
     else:
         if calico_api:
             click.echo(calico_api)
+        if holder:
+            click.echo(holder)
         click.echo(sessions.table(loaded.state, rows), nl=False)
     for target, error in errors.items():
         _print_error(target, error)
@@ -292,11 +343,13 @@ def status(state_file: Path, kubeconfig: Path | None, context: str | None, outpu
 
 
 @main.command()
-def rbac() -> None:
-    """Print the least-privilege ServiceAccount, ClusterRole and binding (kubectl apply -f -)."""
+@_LEASE_NAMESPACE
+@_LEASE_NAME
+def rbac(lease_namespace: str, lease_name: str) -> None:
+    """Print the least-privilege ServiceAccount, roles and bindings (kubectl apply -f -)."""
     from peeringd.adapters import calico
 
-    click.echo(calico.rbac_manifest(), nl=False)
+    click.echo(calico.rbac_manifest(lease_namespace, lease_name), nl=False)
 
 
 def _ask(planned: planning.Plan, refusals: tuple[guards.Refusal, ...]) -> bool:

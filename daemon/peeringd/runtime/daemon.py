@@ -6,6 +6,8 @@ request that arrives during a pass makes it run again right after. A failed
 pass is retried with capped exponential backoff. A state file that stops
 loading leaves the last good state in use, loudly. SIGTERM and SIGINT let the
 pass in flight finish (an ADC is never left mid-configuration), then exit 0.
+With leader election (``runtime.leader``), only the daemon holding the Lease
+writes, each write session behind its fence; the standby's passes only read.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from peeringd.adapters.calico import Calico
 from peeringd.adapters.statefile import LoadedState
 from peeringd.core import status
-from peeringd.errors import LockHeld, PeeringdError
-from peeringd.runtime import reconcile, sessions
+from peeringd.errors import LockHeld, NotLeader, PeeringdError
+from peeringd.runtime import leader, reconcile, sessions
 from peeringd.runtime.metrics import Metrics
 from peeringd.runtime.notify import Notifier
 from peeringd.runtime.source import StateSource
@@ -65,6 +67,7 @@ class Options:
     context: str | None = None
     metrics_address: tuple[str, int] | None = None
     lock_file: Path = field(default_factory=default_lock_file)
+    leader_election: leader.Settings | None = None  # None: this daemon alone writes
 
 
 class Daemon:
@@ -84,6 +87,8 @@ class Daemon:
         self._ready = False
         self._systems: reconcile.Systems | None = None
         self._systems_for: str | None = None  # the connection settings the systems were built for
+        self._elector: leader.Elector | None = None
+        self._last_status = "starting"
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(1), "watchdog": ThreadPoolExecutor(1)},
             timezone=UTC,
@@ -100,9 +105,35 @@ class Daemon:
             if not self._source.reload():
                 log.error("cannot start: the state file does not load", error=str(self._source.error))
                 return 1
+            try:
+                self._elector = self._campaign()
+            except PeeringdError as error:
+                log.error("cannot start", error=str(error))
+                return 1
             return self._serve()
         finally:
             os.close(lock)
+
+    def _campaign(self) -> leader.Elector | None:
+        """With leader election, campaign for the Lease before the first pass, so that it knows
+        whether it may write; a Lease that cannot work (403, no namespace) stops the start."""
+        settings = self._options.leader_election
+        self._metrics.leader.set(1 if settings is None else 0)
+        if settings is None:
+            return None
+        elector = leader.Elector.connect(
+            settings, self._options.kubeconfig, self._options.context, self._leadership_changed
+        )
+        elector.start()
+        return elector
+
+    def _leadership_changed(self, leading: bool) -> None:
+        self._metrics.leader.set(1 if leading else 0)
+        if self._stopping.is_set():
+            return
+        self._status(self._last_status)
+        if leading and self._scheduler.running:  # else the first pass is yet to come
+            self.ask_for_pass("became the leader")
 
     def _serve(self) -> int:
         loaded = self._current()
@@ -133,6 +164,8 @@ class Daemon:
         if nodes is not None:
             nodes.stop()
         self._scheduler.shutdown(wait=True)
+        if self._elector is not None:
+            self._elector.stop()  # no pass runs any more: the Lease can go to the standby
         if self._systems is not None:
             self._systems.close()
         if stop_metrics is not None:
@@ -182,9 +215,18 @@ class Daemon:
             log.error("pass failed", error=str(error))
             self._after_failure(str(error))
             return
-        result = reconcile.reconcile(loaded, systems, revision=self._source.revision)
+        elector = self._elector
+        leading = elector is None or elector.leading
+        result = reconcile.reconcile(
+            loaded,
+            systems,
+            apply=leading,
+            revision=self._source.revision,
+            fence=elector.fence if elector is not None else None,
+        )
         self._metrics.record(result, time.monotonic() - started)
-        self._record_sessions(loaded, systems, result)
+        if leading and self._may_write("caliconodestatuses"):
+            self._record_sessions(loaded, systems, result)
         log.info(
             "pass done",
             outcome=str(result.outcome),
@@ -224,6 +266,16 @@ class Daemon:
             return
         self._metrics.sessions(status.rows(loaded.state, calico, statuses, result.observed.adcs))
 
+    def _may_write(self, target: str) -> bool:
+        """The fence, for writes outside the pass (CalicoNodeStatus objects)."""
+        if self._elector is None:
+            return True
+        try:
+            self._elector.fence(target)
+        except NotLeader:
+            return False
+        return True
+
     def _systems_for_state(self, loaded: LoadedState) -> reconcile.Systems:
         """The connections, rebuilt only when what they connect to or with changed: a login to
         an ADC takes seconds, and most edits change only what is configured."""
@@ -248,8 +300,11 @@ class Daemon:
             self._scheduler.modify_job(_JOB, next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
 
     def _status(self, text: str) -> None:
+        self._last_status = text
         if self._source.stale:
             text = f"state file stale, using the last good one: {self._source.error}; {text}"
+        if self._elector is not None:
+            text = f"{self._elector.describe()}: {text}"
         self._notify.send(status=text[:500])
 
     def _file_changed(self) -> None:

@@ -56,9 +56,9 @@ import structlog
 from peeringd.adapters import kubeclient
 from peeringd.adapters.lease import LeaseClient
 from peeringd.core import election
-from peeringd.errors import LeaseConflict, LeaseError, NotLeader
+from peeringd.errors import LeaseConflict, LeaseError, NotLeader, PeeringdError
 
-__all__ = ["DEFAULT_LEASE_NAME", "DEFAULT_NAMESPACE", "Elector", "Settings"]
+__all__ = ["DEFAULT_LEASE_NAME", "DEFAULT_NAMESPACE", "Elector", "Settings", "describe_lease"]
 
 # Where kube-controller-manager keeps its Lease, and where `peeringd rbac` puts the account:
 # it exists in every cluster, whether peeringd runs in it or on a management host.
@@ -83,6 +83,22 @@ class Settings:
 
 def _utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
+
+
+def describe_lease(kubeconfig: Path | None, context: str | None, namespace: str, name: str) -> str | None:
+    """The ``leader:`` line of ``peeringd status``: who holds the Lease, as the API server has
+    it; None when there is no Lease (no daemon runs with --leader-elect there)."""
+    try:
+        lease = LeaseClient.connect(kubeconfig, context, namespace, name)
+    except PeeringdError as error:
+        return f"leader: unknown ({error})"
+    try:
+        found = lease.read()
+    except LeaseError as error:
+        return f"leader: unknown ({error})"
+    finally:
+        lease.close()
+    return None if found is None else election.summary(found[0], lease.where, _utc_now())
 
 
 class Elector:
@@ -285,8 +301,12 @@ class Elector:
             self._observed = observation
             leading = self._leading
         holder = observation.record.holder
-        if holder not in (before, self.identity) and not leading:
-            log.info("leader seen", leader=holder or None, lease=self.lease, identity=self.identity)
+        if holder in (before, self.identity) or leading:
+            return
+        if holder:
+            log.info("leader seen", leader=holder, lease=self.lease, identity=self.identity)
+        else:
+            log.info("the lease is free", lease=self.lease, identity=self.identity)
 
     def _release(self) -> None:
         """Hand the Lease back (client-go's ReleaseOnCancel), if it still names us."""

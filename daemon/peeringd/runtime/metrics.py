@@ -71,6 +71,11 @@ class Metrics:
             ["adc", "neighbor", "node"],
             registry=self.registry,
         )
+        self.leader = Gauge(
+            "peeringd_leader",
+            "1 when this daemon may write: it holds the leader-election Lease (or runs without one).",
+            registry=self.registry,
+        )
         for result in ("converged", "drift", "refused", "failed"):
             self.passes.labels(result)
 
