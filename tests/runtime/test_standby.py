@@ -253,10 +253,10 @@ def test_a_paused_leader_resumed_after_the_takeover_does_not_write(
 ) -> None:
     """SIGSTOP past the lease duration: the standby takes over; the old leader, resumed with a
     change waiting, writes nothing; the new one applies it."""
-    first = hosts("host-a", "--lease-duration", "6")
+    first = hosts("host-a", "--lease-duration", "8")
     until(first.leads, bool, timeout=30, what="the first daemon leading")
     converged(first)
-    second = hosts("host-b", "--lease-duration", "6")
+    second = hosts("host-b", "--lease-duration", "8")
     until(second.passes, bool, timeout=30, what="the standby's first pass")
     assert second.leads() is False
 

@@ -3,7 +3,7 @@
 Each daemon campaigns for one coordination.k8s.io/v1 Lease (default ``kube-system/peeringd``)
 under its identity (``HOST_PID_RANDOM``, see ``adapters.kubeclient.identity``). The holder
 renews it every retry period and applies; the other is the standby: it runs every pass
-read-only (its API and SSH connections stay warm, its plan shows what the leader will do)
+read-only (its API and SSH connections stay warm, its passes count what the leader will change)
 and takes the Lease over once the holder has not renewed it for the lease duration (default
 15 s), even when the holder died by SIGKILL. A daemon that stops cleanly releases the Lease,
 so the standby takes over at its next retry.
@@ -31,7 +31,8 @@ it implements the same algorithm, but
   up to the renew deadline after another daemon took over (never while a request hangs),
   and its state is attributes another thread writes without a lock;
 - it never counts ``leaseTransitions``, ``Config`` calls ``sys.exit()`` on bad settings, and
-  it writes whole-second times that the API server refuses (see ``adapters.lease``).
+  once in a million renewals it writes a whole-second time, which the API server refuses
+  (see ``adapters.lease``).
 So this is a thin wrapper with client-go's semantics (``core.election``), no consensus of
 its own: the API server's resourceVersion check decides every race.
 
@@ -235,7 +236,13 @@ class Elector:
 
     def _campaign(self) -> None:
         while not self._stopping.wait(self._pause()):
-            self.attempt()
+            try:
+                self.attempt()
+            except Exception:
+                # A thread that died would stop renewing unseen (e.g. over a Lease someone wrote
+                # that the client's models refuse). The fence's own clock stops writes once
+                # renewals stop anyway; keep trying, loudly.
+                log.exception("leader election failed", lease=self.lease, identity=self.identity)
 
     def _pause(self) -> float:
         """A retry period for the holder; for a standby a jittered one, or less when the
