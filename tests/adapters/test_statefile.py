@@ -6,9 +6,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, seed, settings
 
 from peeringd.adapters import statefile
 from peeringd.errors import StateFileError
+from tests.reliability import statefiles
+from tests.reliability.runner import Case
 from tests.support import REPO
 
 VALID = """\
@@ -287,6 +290,11 @@ ALIAS_BOMB = HEAD + "".join(
             id="latin-1",
         ),
         pytest.param(
+            HEAD.encode() + "adcs: [] # d\u00e9j\u00e0 vu \u2014 ".encode() + b"\xe9\n",
+            ["4:22: not UTF-8 text (bytes e9): save the file as UTF-8"],
+            id="latin-1-after-utf-8",
+        ),
+        pytest.param(
             (HEAD + "adcs: []\npolicy: {mode: observe\x07}\n").encode(),
             ["5:23: control character U+0007 is not allowed"],
             id="control-character",
@@ -394,3 +402,13 @@ def test_plain_scalars_are_typed_as_yaml_1_2_types_them() -> None:
     text = HEAD + "adcs: []\npolicy: {allowEmpty: yes,\n maxDeletes: '3', interval: 0o26}\n"
 
     assert expected == refusal(text.encode())
+
+
+@settings(max_examples=300, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+@seed(20261)
+@given(statefiles.cases())
+def test_generated_and_mutated_files_load_as_written_or_are_refused_at_a_position(
+    case: Case[tuple[bytes, dict[str, object]]],
+) -> None:
+    """A seeded few hundred of the fuzz script's cases (tests/reliability/fuzz_statefile.py)."""
+    statefiles.check(case)

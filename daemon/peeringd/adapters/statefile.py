@@ -137,7 +137,8 @@ def _text(content: bytes, file: str) -> str:
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as error:
-        where = _position(content[: error.start].decode("utf-8"), error.start)
+        before = content[: error.start].decode("utf-8")
+        where = _position(before, len(before))
         bad = content[error.start : error.end].hex(" ")
         raise _refused(file, where, f"not UTF-8 text (bytes {bad}): save the file as UTF-8") from None
     if not text.strip():
