@@ -400,5 +400,5 @@ def _reason(error: StateFileError) -> str:
     message = error.problems[0].message
     if message.startswith("the last line"):
         return "the last line has no newline at its end"
-    message = re.sub(r"'[^']*'|\"[^\"]*\"|\([^)]*\)|[&*!]\S+|U\+[0-9A-F]+|\d+", "…", message)
+    message = re.sub(r"'[^']*'|\"[^\"]*\"|\([^)]*\)|tag:\S+|[&*!]\S+|U\+[0-9A-F]+|\d+", "…", message)
     return message.split(":")[0][:60] if not message.startswith("invalid YAML") else message[:60]
