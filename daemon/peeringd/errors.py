@@ -29,10 +29,12 @@ __all__ = [
     "LeaseUnavailable",
     "LockHeld",
     "NotLeader",
+    "OutputNotUnderstood",
     "PeeringdError",
     "SnapshotError",
     "SourceProblem",
     "StateFileError",
+    "UnreadableReply",
     "VerificationFailed",
 ]
 
@@ -137,6 +139,20 @@ class CommandRejected(DeviceError):
         self.line = line
         self.reply = reply
         super().__init__(device, f"rejected {line!r}: {reply}")
+
+
+class UnreadableReply(DeviceError):
+    """The device's reply to a command could not be read with confidence (cut off, garbled,
+    of an unknown form): the device is not observed this pass, so nothing is changed on it."""
+
+    transient = True
+
+
+class OutputNotUnderstood(PeeringdError):
+    """A parser could not read device output with confidence. Parsers are pure and name no
+    device: the driver reports this as ``UnreadableReply``."""
+
+    transient = True
 
 
 class VerificationFailed(PeeringdError):

@@ -20,6 +20,7 @@ from peeringd.errors import (
     DeviceTimeout,
     DeviceUnreachable,
     HostKeyMismatch,
+    UnreadableReply,
 )
 from peeringd.lab.nssim import DeviceProfile, NetScalerSimulator, write_known_hosts
 from tests import support
@@ -355,3 +356,44 @@ def test_the_secondary_of_an_ha_pair_is_not_configured(
         device.observe()
 
     assert lines(simulator) == ["show ha node"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        pytest.param(
+            "!\nrouter bgp 500\n neighbor 10.0.0.11 remote-as 64512\n neighbor 10.0.0.11 description pee",
+            "the reply ends before `end`: it was cut off",
+            id="cut-in-router-bgp",
+        ),
+        pytest.param(
+            "!\nrouter bgp 500\n neighbor 10.0.0.11 remote-as 64512\n--More--\n!\nend",
+            "line 4 is not configuration (a prompt, a pager?): '--More--'",
+            id="paged",
+        ),
+        pytest.param(
+            "!\nrouter bgp 500\n neighbor 10.0.0.11 remote-as 64512\nns#\n!\nend",
+            "line 4 is not configuration (a prompt, a pager?): 'ns#'",
+            id="prompt-inside",
+        ),
+    ],
+)
+def test_a_running_config_that_cannot_be_read_leaves_the_device_alone(
+    simulator: NetScalerSimulator, driver: netscaler.NetScaler, reply: str, reason: str
+) -> None:
+    """A garbled reply is not read as fewer neighbours: the device is not observed, nothing is
+    sent, and the next pass, with a whole reply, finds nothing to change."""
+    reconcile_device(driver, *NODES)
+    simulator.clear_journal()
+    simulator.reject_line("show running-config", reply, times=1)  # answered with `reply`
+    with pytest.raises(UnreadableReply) as caught:
+        reconcile_device(driver, *NODES)
+
+    assert str(caught.value) == f"adc-1: cannot read its reply to show running-config: {reason}"
+    assert [(e.text, e.fault) for e in simulator.journal() if e.text.strip()] == [
+        ("show ha node", None),
+        ("show ns feature", None),
+        ("vtysh", None),
+        ("show running-config", "rejected"),
+    ]
+    assert device_plan(driver, *NODES).changes == ()

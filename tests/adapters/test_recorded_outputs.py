@@ -1,7 +1,7 @@
 """Device parsers on recorded outputs, napalm-style: tests/fixtures/<module>/<parser>/<case>/.
 
 Each case is a device's output (``output.txt``) and what peeringd must read from it
-(``expected.json``).
+(``expected.json``), or ``{"error": message}`` when it must refuse to read it.
 """
 
 from __future__ import annotations
@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, seed, settings
 
 from peeringd.adapters import nscli, zebos
+from peeringd.errors import OutputNotUnderstood
+from tests.reliability import device_output
+from tests.reliability.runner import Case
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -42,13 +46,21 @@ CASES = sorted(
 )
 
 
+def read(parser: str, text: str) -> object:
+    """What ``parser`` reads from ``text``, or the message it refuses it with."""
+    try:
+        return PARSERS[parser](text)
+    except OutputNotUnderstood as error:
+        return {"error": str(error)}
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_recorded_output(case: str) -> None:
     parser, _, _ = case.rpartition("/")
     folder = FIXTURES / case
     expected = json.loads((folder / "expected.json").read_text())
 
-    assert expected == PARSERS[parser]((folder / "output.txt").read_text())
+    assert expected == read(parser, (folder / "output.txt").read_bytes().decode())
 
 
 def test_every_fixture_folder_has_a_parser() -> None:
@@ -59,5 +71,15 @@ def test_every_fixture_folder_has_a_parser() -> None:
 
 
 def test_a_feature_table_without_bgp_is_an_error() -> None:
-    with pytest.raises(ValueError, match="no BGP row"):
-        nscli.parse_bgp_feature(" 1)  Web Logging  WL  ON\n Done\n")
+    """Output without the row asked for is not read as OFF."""
+    expected = {"error": "show ns feature: no BGP row"}
+
+    assert expected == read("nscli/bgp_feature", " 1)  Web Logging  WL  ON\n Done\n")
+
+
+@settings(max_examples=400, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+@seed(20262)
+@given(device_output.cases())
+def test_garbled_replies_read_as_the_original_or_are_refused(case: Case[device_output.Reply]) -> None:
+    """A seeded few hundred of the fuzz script's cases (tests/reliability/fuzz_device_output.py)."""
+    device_output.check(case)

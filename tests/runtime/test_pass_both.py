@@ -122,3 +122,27 @@ def test_status_joins_the_adc_and_calico_node_views(
         ("node-2", "established"),
         ("node-3", "established"),
     ]
+
+
+def test_an_adc_whose_reply_cannot_be_read_gets_no_configuration_line(
+    cluster: Cluster, adc: NetScalerSimulator, state_file: Path
+) -> None:
+    """A running config cut off inside router bgp makes the ADC unobservable for the pass: a
+    joining node gets no neighbour line and no BGPPeer is touched; the journal shows it."""
+    assert peeringd("apply", "--yes", "-f", state_file, "--kubeconfig", cluster.kubeconfig).returncode == 0
+    peer = cluster.server.get(cluster.resource("bgppeers"), "adc-1")
+    cluster.add_node("node-4", "10.0.0.14")
+    adc.reject_line("show running-config", "!\nrouter bgp 500\n neighbor 10.0.0.11 remote-as 64512")
+    adc.clear_journal()
+    result = peeringd("apply", "--yes", "-f", state_file, "--kubeconfig", cluster.kubeconfig)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        "adc-1: cannot read its reply to show running-config: the reply ends before `end`: it was cut off"
+        in result.stderr
+    )
+    received = [entry.text for entry in adc.journal() if entry.text.strip()]
+    assert "show running-config" in received
+    assert "configure terminal" not in received
+    assert neighbours(adc) == ["10.0.0.11", "10.0.0.12", "10.0.0.13"]
+    assert cluster.server.get(cluster.resource("bgppeers"), "adc-1") == peer

@@ -30,9 +30,11 @@ class Frr(CliSession):
             connection = self._session()
             running = self._running_config(connection)
             unsaved = self._unsaved(connection, running)
-            summary = "{}"
+            sessions: tuple[live.Session, ...] = ()
             if running.router_as is not None:
-                summary = self._send(connection, "show ip bgp summary json", PROMPT)
+                sessions = zebos.parse_bgp_summary_json(
+                    self._send(connection, "show ip bgp summary json", PROMPT)
+                )
         return live.AdcSnapshot(
             name=self.name,
             bgp_feature=True,
@@ -40,7 +42,7 @@ class Frr(CliSession):
             neighbours=running.neighbours,
             max_paths=running.max_paths,
             unsaved=unsaved,
-            sessions=zebos.parse_bgp_summary_json(summary),
+            sessions=sessions,
         )
 
     def apply(self, changes: tuple[Change, ...]) -> Iterator[Change]:

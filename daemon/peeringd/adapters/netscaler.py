@@ -41,9 +41,9 @@ class NetScaler(CliSession):
             self._send(connection, "vtysh", PROMPT)
             running = self._running_config(connection)
             unsaved = self._unsaved(connection, running)
-            summary = ""
+            sessions: tuple[live.Session, ...] = ()
             if feature and running.router_as is not None:
-                summary = self._send(connection, "show ip bgp summary", PROMPT)
+                sessions = zebos.parse_bgp_summary(self._send(connection, "show ip bgp summary", PROMPT))
             self._leave_vtysh(connection)
         return live.AdcSnapshot(
             name=self.name,
@@ -53,7 +53,7 @@ class NetScaler(CliSession):
             max_paths=running.max_paths,
             route_install=running.route_install,
             unsaved=unsaved,
-            sessions=zebos.parse_bgp_summary(summary),
+            sessions=sessions,
         )
 
     def apply(self, changes: tuple[Change, ...]) -> Iterator[Change]:

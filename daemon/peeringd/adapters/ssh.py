@@ -33,6 +33,8 @@ from peeringd.errors import (
     DeviceTimeout,
     DeviceUnreachable,
     HostKeyMismatch,
+    OutputNotUnderstood,
+    UnreadableReply,
     VerificationFailed,
 )
 
@@ -188,20 +190,23 @@ class CliSession:
         this session saw are then all that is known.
         """
         try:
-            startup = zebos.parse_running_config(self._send(connection, "show startup-config", PROMPT))
+            startup = zebos.parse_startup_config(self._send(connection, "show startup-config", PROMPT))
         except CommandRejected:
             return self._save_pending
         return self._save_pending or (startup.router_as is not None and startup != running)
 
     @contextlib.contextmanager
     def _errors(self, first_line: str) -> Iterator[None]:
-        """netmiko's and paramiko's exceptions as peeringd's; any error ends the session."""
+        """netmiko's, paramiko's and the parsers' exceptions as peeringd's; any error ends the session."""
         self._line = first_line
         try:
             yield
         except (DeviceError, VerificationFailed):
             self.close()
             raise
+        except OutputNotUnderstood as error:
+            self.close()
+            raise UnreadableReply(self.name, f"cannot read its reply to {error}") from None
         except NetmikoAuthenticationException:
             self.close()
             raise DeviceAuthenticationFailed(self.name, f"{self.address} refused the credentials") from None

@@ -5,10 +5,11 @@ them, and tests feed them recorded outputs. NetScaler's vtysh (ZebOS) and FRR
 share the syntax of ``router bgp`` and ``neighbor`` lines; what differs between
 them lives in one ``Dialect`` each.
 
-Parsers tolerate what real devices add: banners, echoed commands, prompts,
-blank lines, ``!`` separators, unknown stanzas, default ``max-paths`` lines.
-Renderers refuse any token that could break a command line before a single
-line is produced.
+Parsers read what real devices add (banners, echoed commands, a trailing prompt,
+blank lines, ``!`` separators, unknown stanzas, default ``max-paths`` lines) and
+raise ``OutputNotUnderstood`` for a reply they cannot read with confidence: cut
+off, paged, with a prompt or terminal escapes inside. Renderers refuse any token
+that could break a command line before a single line is produced.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from peeringd.adapters import replies
 from peeringd.core import asn, live
 from peeringd.core.plan import (
     Action,
@@ -31,6 +33,7 @@ from peeringd.core.plan import (
     RouterChange,
     SaveChange,
 )
+from peeringd.errors import OutputNotUnderstood
 
 __all__ = [
     "FRR",
@@ -42,6 +45,7 @@ __all__ = [
     "parse_bgp_summary",
     "parse_bgp_summary_json",
     "parse_running_config",
+    "parse_startup_config",
     "render",
     "unmet",
 ]
@@ -104,102 +108,265 @@ class Step:
     change: Change | None = None
 
 
-_ROUTER = re.compile(r"router bgp (\d+(?:\.\d+)?)\s*$")
-_NEIGHBOUR = re.compile(r"\s+neighbor (\S+) (remote-as (\S+)|description (.*))$")
-_MAX_PATHS = re.compile(r"\s+max-paths (ebgp|ibgp) (\d+)\s*$")
-_MAXIMUM_PATHS = re.compile(r"\s+maximum-paths (?:(ibgp) )?(\d+)\s*$")
+# A vtysh prompt, maybe with the command typed after it: `ns#`, `frr(config)#show running-config`.
+_PROMPT_LINE = re.compile(r"[\w.-]+(?:\([\w-]+\))?#.*")
+# What devices print before the configuration itself.
+_PREAMBLE = re.compile(
+    r"show (?:running|startup)-config|Building configuration\.\.\.|Current configuration\b.*"
+)
+# Configuration lines: a lower-case keyword, at the top level or indented inside a stanza.
+_TOP_LEVEL = re.compile(r"[a-z][a-z0-9-]*(?:\s.*)?")
+_INDENTED = re.compile(r"\s+[a-z].*")
+_ROUTER = re.compile(r"router bgp (\S+)(?: (vrf|view) \S+)?")
+_NEIGHBOUR = re.compile(r"\s+neighbor\s+(\S+)(?:\s+(\S+)(?:\s+(.*))?)?")
+_DOTTED = re.compile(r"[0-9.]+")
+_MAX_PATHS = re.compile(r"\s+max-paths (ebgp|ibgp) (\d{1,9})")
+_MAXIMUM_PATHS = re.compile(r"\s+maximum-paths (?:(ibgp) )?(\d{1,9})")
+_TOTAL = re.compile(r"Total number of neighbors (\d{1,9})")
+_COUNT = re.compile(r"[0-9]{1,10}")
 
 
 def parse_running_config(text: str) -> RunningConfig:
-    """The BGP facts of ``show running-config`` output; everything else is ignored."""
-    router_as: int | None = None
-    remote_as: dict[ipaddress.IPv4Address, int | None] = {}
-    descriptions: dict[ipaddress.IPv4Address, str] = {}
-    paths: dict[str, int] = {}
-    route_install = False
-    in_router = False
-    for raw in text.splitlines():
-        line = raw.rstrip()
-        if not line or line.lstrip().startswith("!"):
-            continue
-        if not line[0].isspace():
-            in_router = False
-            if match := _ROUTER.match(line):
-                router_as = asn.parse(match[1], limit=asn.MAX)
-                in_router = True
-            elif line == "ns route-install bgp":
-                route_install = True
-            continue
-        if not in_router:
-            continue
-        if match := _NEIGHBOUR.match(line):
-            address = _ipv4(match[1])
-            if address is None:
-                continue  # peer groups and IPv6 neighbours are not ours to read
-            if match[3] is not None:
-                remote_as[address] = _as_or_none(match[3])
-            else:
-                descriptions[address] = match[4].strip()
-        elif match := _MAX_PATHS.match(line):
-            paths[match[1]] = int(match[2])
-        elif match := _MAXIMUM_PATHS.match(line):
-            paths["ibgp" if match[1] else "ebgp"] = int(match[2])
-    neighbours = tuple(
-        live.Neighbour(address=address, remote_as=number, description=descriptions.get(address))
-        for address, number in sorted(remote_as.items())
-    )
-    return RunningConfig(
-        router_as=router_as,
-        neighbours=neighbours,
-        max_paths=live.MaxPaths(ebgp=paths.get("ebgp"), ibgp=paths.get("ibgp")),
-        route_install=route_install,
-    )
+    """The BGP facts of ``show running-config`` output; other stanzas are read past.
+
+    The reply must be a whole configuration, as both ZebOS and FRR print it: every line a
+    configuration line, ``router bgp`` closed by ``!`` or ``exit``, ``end`` last (a prompt
+    may follow). Anything else (a reply cut off, a pager's ``--More--``, a prompt or a
+    terminal escape inside it) raises OutputNotUnderstood: a cut reply must never read as
+    fewer neighbours.
+    """
+    return _ConfigReader("show running-config", strict=True).read(text)
+
+
+def parse_startup_config(text: str) -> RunningConfig:
+    """The BGP facts of ``show startup-config``: a file anyone may have written, with or
+    without ``end``, so what cannot be read is skipped. It only decides whether to save, and
+    a misreading can only cause one save too many."""
+    return _ConfigReader("show startup-config", strict=False).read(text)
+
+
+class _ConfigReader:
+    """The BGP facts of a ZebOS or FRR configuration, line by line. Strict, it refuses what
+    it cannot read; lenient, it skips it."""
+
+    def __init__(self, command: str, *, strict: bool) -> None:
+        self.command = command
+        self.strict = strict
+        self.router_as: int | None = None
+        # Every IPv4 neighbour a line names; None until (or unless) a remote-as line says.
+        self.remote_as: dict[ipaddress.IPv4Address, int | None] = {}
+        self.remote_as_text: dict[ipaddress.IPv4Address, str] = {}
+        self.descriptions: dict[ipaddress.IPv4Address, str] = {}
+        self.paths: dict[str, int] = {}
+        self.route_install = False
+        self._in_router = False
+        self._started = False
+        self._ended = False
+
+    def read(self, text: str) -> RunningConfig:
+        for number, raw in enumerate(text.split("\n"), 1):
+            try:
+                line = raw.rstrip("\r")
+                replies.check_line(line, number, self.command)
+                self._line(line.rstrip(), number)
+            except OutputNotUnderstood:
+                if self.strict:
+                    raise
+        if self.strict and not self._ended:
+            raise self._refusal(
+                "the reply ends before `end`: it was cut off" if self._started else "the reply is empty"
+            )
+        neighbours = tuple(
+            live.Neighbour(address=address, remote_as=number, description=self.descriptions.get(address))
+            for address, number in sorted(self.remote_as.items())
+        )
+        return RunningConfig(
+            router_as=self.router_as,
+            neighbours=neighbours,
+            max_paths=live.MaxPaths(ebgp=self.paths.get("ebgp"), ibgp=self.paths.get("ibgp")),
+            route_install=self.route_install,
+        )
+
+    def _line(self, line: str, number: int) -> None:
+        if self._ended:
+            if line and not _PROMPT_LINE.fullmatch(line):
+                raise self._at(number, "follows `end`", line)
+            return
+        if not line:
+            return
+        if not self._started:
+            if _PREAMBLE.fullmatch(line) or _PROMPT_LINE.fullmatch(line):
+                return
+            self._started = True
+        if line.lstrip().startswith("!"):
+            self._in_router = self._in_router and line[0].isspace()
+        elif line[0].isspace():
+            self._indented(line, number)
+        else:
+            self._top_level(line, number)
+
+    def _top_level(self, line: str, number: int) -> None:
+        if line == "end":
+            self._ended, self._in_router = True, False
+            return
+        if not _TOP_LEVEL.fullmatch(line):
+            raise self._at(number, "is not configuration (a prompt, a pager?)", line)
+        if self._in_router and line != "exit":
+            raise self._at(number, "interrupts router bgp, which ends with ! or exit", line)
+        self._in_router = False
+        if line.startswith("router bgp"):
+            self._router(line, number)
+        elif line == "ns route-install bgp":
+            self.route_install = True
+
+    def _router(self, line: str, number: int) -> None:
+        match = _ROUTER.fullmatch(line)
+        if match is None:
+            raise self._at(number, "is not a router bgp line", line)
+        if match[2]:
+            return  # a VRF's (or view's) instance: not the one peeringd manages
+        if self.router_as is not None:
+            raise self._at(number, "is a second router bgp", line)
+        try:
+            self.router_as = asn.parse(match[1], limit=asn.MAX)
+        except ValueError:
+            raise self._at(number, "has no AS number", line) from None
+        self._in_router = True
+
+    def _indented(self, line: str, number: int) -> None:
+        if not _INDENTED.fullmatch(line):
+            raise self._at(number, "is not configuration (a pager?)", line)
+        if not self._in_router:
+            return
+        if match := _NEIGHBOUR.fullmatch(line):
+            self._neighbour(match, line, number)
+        elif match := _MAX_PATHS.fullmatch(line):
+            self.paths[match[1]] = int(match[2])
+        elif match := _MAXIMUM_PATHS.fullmatch(line):
+            self.paths["ibgp" if match[1] else "ebgp"] = int(match[2])
+
+    def _neighbour(self, match: re.Match[str], line: str, number: int) -> None:
+        name, setting, value = match[1], match[2], (match[3] or "").strip()
+        address = _ipv4(name)
+        if address is None:
+            if _DOTTED.fullmatch(name):
+                raise self._at(number, "names a neighbor that is no address", line)
+            return  # peer groups and IPv6 neighbours are not ours to read
+        if setting is None or (setting in {"remote-as", "description"} and not value):
+            raise self._at(number, "is a neighbor line cut short", line)
+        self.remote_as.setdefault(address, None)
+        if setting == "description":
+            self.descriptions[address] = value
+        elif setting == "remote-as":
+            self._remote_as(address, value, line, number)
+
+    def _remote_as(self, address: ipaddress.IPv4Address, value: str, line: str, number: int) -> None:
+        if self.remote_as_text.setdefault(address, value) != value:
+            raise self._at(number, f"gives {address} a second remote-as", line)
+        if value in {"internal", "external"}:  # FRR: the AS of this router, or any other
+            return
+        try:
+            self.remote_as[address] = asn.parse(value, limit=asn.MAX)
+        except ValueError:
+            raise self._at(number, "has no AS number", line) from None
+
+    def _refusal(self, reason: str) -> OutputNotUnderstood:
+        return OutputNotUnderstood(f"{self.command}: {reason}")
+
+    def _at(self, number: int, what: str, line: str) -> OutputNotUnderstood:
+        return self._refusal(f"line {number} {what}: {replies.shown(line)}")
 
 
 def parse_bgp_summary(text: str) -> tuple[live.Session, ...]:
-    """Sessions from ``show ip bgp summary`` (ZebOS and FRR text): state, up/down, prefixes."""
-    sessions = []
+    """Sessions from ``show ip bgp summary`` (ZebOS and FRR text): state, up/down, prefixes.
+
+    The table must be whole: its header, rows of ten columns or more, and the closing
+    ``Total number of neighbors N`` with N rows; else OutputNotUnderstood.
+    """
+    command = "show ip bgp summary"
+    rows: list[live.Session | None] = []
+    total: int | None = None
     in_table = False
-    for line in text.splitlines():
+    for number, line in enumerate(replies.lines(text, command), 1):
         words = line.split()
-        if words[:2] == ["Neighbor", "V"]:
-            in_table = True
-            continue
-        if not in_table or len(words) < 10:
-            continue
-        address = _ipv4(words[0])
-        if address is None:
-            continue
-        # Columns after State/PfxRcd (FRR's PfxSnt and Desc) are not read.
-        last = words[9]
-        if last.isdigit():
-            sessions.append(
-                live.Session(address=address, state="Established", up_down=words[8], prefixes=int(last))
-            )
-        else:
-            state = next((s for s in _SESSION_STATES if last.startswith(s)), last)
-            sessions.append(live.Session(address=address, state=state, up_down=words[8]))
-    return tuple(sessions)
+        if not in_table:
+            in_table = words[:2] == ["Neighbor", "V"]
+        elif total is None and words:
+            if match := _TOTAL.fullmatch(line.strip()):
+                total = int(match[1])
+            else:
+                rows.append(_session(words, line, number, command))
+    if not in_table:
+        raise OutputNotUnderstood(f"{command}: no table of neighbors (no 'Neighbor V AS' header)")
+    if total is None:
+        raise OutputNotUnderstood(f"{command}: the reply ends before 'Total number of neighbors': cut off")
+    if total != len(rows):
+        raise OutputNotUnderstood(f"{command}: the table has {len(rows)} rows but says {total} neighbors")
+    return tuple(session for session in rows if session is not None)
+
+
+def _session(words: list[str], line: str, number: int, command: str) -> live.Session | None:
+    """One row of the summary table; None for an IPv6 neighbour."""
+    try:
+        address = ipaddress.ip_address(words[0])
+    except ValueError:
+        address = None
+    if len(words) < 10 or address is None:
+        raise OutputNotUnderstood(f"{command}: line {number} is not a table row: {replies.shown(line)}")
+    if not isinstance(address, ipaddress.IPv4Address):
+        return None
+    # Columns after State/PfxRcd (FRR's PfxSnt and Desc) are not read.
+    last = words[9]
+    if _COUNT.fullmatch(last):
+        return live.Session(address=address, state="Established", up_down=words[8], prefixes=int(last))
+    state = next((s for s in _SESSION_STATES if last.startswith(s)), None)
+    if state is None:
+        raise OutputNotUnderstood(
+            f"{command}: line {number} has neither a prefix count nor a state: {replies.shown(line)}"
+        )
+    return live.Session(address=address, state=state, up_down=words[8])
 
 
 def parse_bgp_summary_json(text: str) -> tuple[live.Session, ...]:
-    """Sessions from FRR's ``show ip bgp summary json`` (``{}`` without a BGP instance)."""
-    document = json.loads(text)
-    peers = (document.get("ipv4Unicast") or {}).get("peers") or {}
+    """Sessions from FRR's ``show ip bgp summary json`` (``{}`` without a BGP instance); JSON
+    that is cut off or not of this shape raises OutputNotUnderstood."""
+    command = "show ip bgp summary json"
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise OutputNotUnderstood(f"{command}: not JSON ({str(error)[:80]})") from None
+    unicast = _object(document, command).get("ipv4Unicast", {})
+    peers = _object(_object(unicast, command).get("peers", {}), command)
     sessions = []
     for address, peer in peers.items():
-        if (parsed := _ipv4(address)) is None:
-            continue
-        established = peer.get("state") == "Established"
+        parsed = _ipv4(address)
+        if parsed is None:
+            if _DOTTED.fullmatch(address):
+                raise OutputNotUnderstood(f"{command}: peer {replies.shown(address)} is not an address")
+            continue  # IPv6 and named neighbours are not ours to read
+        fields = _object(peer, command)
+        state, uptime, received = fields.get("state"), fields.get("peerUptime"), fields.get("pfxRcd")
+        if (
+            not isinstance(state, str)
+            or not isinstance(uptime, str | None)
+            or not (received is None or (type(received) is int and received >= 0))
+        ):
+            raise OutputNotUnderstood(f"{command}: peer {address} is not described as FRR does")
         sessions.append(
             live.Session(
                 address=parsed,
-                state=str(peer.get("state", "")),
-                up_down=peer.get("peerUptime"),
-                prefixes=int(peer["pfxRcd"]) if established and "pfxRcd" in peer else None,
+                state=state,
+                up_down=uptime,
+                prefixes=received if state == "Established" else None,
             )
         )
     return tuple(sorted(sessions, key=lambda session: session.address))
+
+
+def _object(value: object, command: str) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise OutputNotUnderstood(f"{command}: {type(value).__name__} where FRR prints an object")
+    return value
 
 
 def render(changes: tuple[Change, ...], dialect: Dialect, router_as: int | None) -> tuple[Step, ...]:
@@ -331,12 +498,5 @@ def _description(spec: NeighbourSpec) -> str:
 def _ipv4(text: str) -> ipaddress.IPv4Address | None:
     try:
         return ipaddress.IPv4Address(text)
-    except ValueError:
-        return None
-
-
-def _as_or_none(text: str) -> int | None:
-    try:
-        return asn.parse(text, limit=asn.MAX)
     except ValueError:
         return None

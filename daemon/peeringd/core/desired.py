@@ -242,6 +242,8 @@ class SSH(_Model):
     @field_validator("password_file", "key_file", "known_hosts_file")
     @classmethod
     def _relative_to_state_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and not str(value).isprintable():
+            raise ValueError(f"{str(value)!r} holds a control character")
         base = (info.context or {}).get("base")
         return base / value if value is not None and base is not None else value
 
@@ -291,7 +293,8 @@ class PeeringState(_Model):
     api_version: Literal["peeringd/v1"]
     kind: Literal["PeeringState"]
     cluster: Cluster
-    adcs: tuple[ADC, ...] = ()
+    # Required, like cluster: a file cut off before its ADCs must not read as "no ADCs".
+    adcs: tuple[ADC, ...] = Field(description="the ADCs and routers the nodes peer with; [] for none")
     policy: Policy = Policy()
 
     def adc(self, name: str) -> ADC | None:

@@ -1,0 +1,41 @@
+"""What every parser of device replies does first: split the lines, and refuse a reply that a
+terminal would show otherwise than it reads.
+
+A control character in a reply (a terminal escape sequence, a pager's backspaces or carriage
+returns that redraw a line, a NUL) means the text read is not the text the device meant: the
+parsers refuse it rather than guess. CRLF line ends are not such a sign and are accepted.
+"""
+
+from __future__ import annotations
+
+import re
+
+from peeringd.errors import OutputNotUnderstood
+
+__all__ = ["check_line", "lines", "shown"]
+
+# Tab is the one control character device output uses on purpose (NetScaler's show ha node).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def lines(text: str, command: str) -> list[str]:
+    """The lines of ``command``'s reply, without their line ends; raises OutputNotUnderstood
+    when one holds a control character."""
+    split = [line.rstrip("\r") for line in text.split("\n")]
+    for number, line in enumerate(split, 1):
+        check_line(line, number, command)
+    return split
+
+
+def check_line(line: str, number: int, command: str) -> None:
+    """Raise OutputNotUnderstood when ``line`` (line ``number`` of the reply) holds a control character."""
+    if match := _CONTROL.search(line):
+        raise OutputNotUnderstood(
+            f"{command}: line {number} holds control character U+{ord(match.group()):04X} "
+            f"(a terminal escape or a pager's?): {shown(line)}"
+        )
+
+
+def shown(line: str) -> str:
+    """``line`` for a one-line message: its repr, clipped."""
+    return repr(line if len(line) <= 60 else line[:57] + "...")
