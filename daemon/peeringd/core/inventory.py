@@ -105,6 +105,7 @@ def describe(
     its snapshot, or to why it could not be read."""
     found = _Found()
     cluster_as = _cluster_as(calico.configuration)
+    cluster = _cluster(request, calico, cluster_as, found)
     speakers, node_notes = nodes.speakers(calico.nodes, cluster_as.value)
     found.notes += node_notes
     readable: list[tuple[AdcLogin, live.AdcSnapshot]] = []
@@ -123,7 +124,6 @@ def describe(
     }
     found.gaps += _uneven_nodes(peered)
     everywhere = set[str]().union(*peered.values()) if described else None
-    cluster = _cluster(request, calico, cluster_as, found)
     cluster["nodes"] = _nodes(speakers, everywhere)
     document = {
         "apiVersion": Sourced(value=desired.API_VERSION, source="the contract peeringd reads"),
