@@ -216,7 +216,7 @@ def test_zsh_and_fish_get_clicks_scripts_and_completions(shell: str, function: s
             **os.environ,
             "_PEERINGD_COMPLETE": f"{shell}_complete",
             "COMP_WORDS": "peeringd imp",
-            "COMP_CWORD": "1",
+            "COMP_CWORD": word,
         },
         check=False,
     )
