@@ -13,8 +13,9 @@ import contextlib
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,20 +42,29 @@ HAND_MADE = "bgppeer-global-3040"
 GLOBAL_PEER = bird.protocol_name("Global", lab.ROUTER_ADDRESS)
 PEERINGD = Path(sys.executable).parent / "peeringd"
 ESTABLISHED_WITHIN = 30.0
+# Longer than FRR's rounding of uptimes; the sessions are up longer than this before the test starts.
+UPTIME_SLACK_MS = 1500
 GROUPS: dict[CalicoApi, str] = {"v1": "crd.projectcalico.org/v1", "v3": "projectcalico.org/v3"}
 
 
 @dataclass
 class Session:
-    """One BGP session as both ends count it: what would change if it dropped."""
+    """One BGP session as both ends count it: what would change if it dropped. A neighbour
+    removed and re-added counts from zero again, so its uptime tells that too."""
 
     frr_state: str
     established: int
     dropped: int
     notifications: tuple[int, int]
-    established_at: int
     bird_state: str
     bird_since: str
+    uptime_ms: int = field(compare=False)
+    read_at: float = field(compare=False)
+
+    def grew_since(self, earlier: "Session") -> bool:
+        """Whether the uptime grew by the time passed since ``earlier`` (FRR rounds to the second)."""
+        passed_ms = (self.read_at - earlier.read_at) * 1000
+        return self.uptime_ms >= earlier.uptime_ms + passed_ms - UPTIME_SLACK_MS
 
 
 @dataclass
@@ -117,6 +127,7 @@ class ManualSetup:
     def sessions(self) -> dict[str, Session]:
         """Every node's session with the router, from FRR's and the node's BIRD's side."""
         self.calico.check()
+        read_at = time.monotonic()
         neighbours = json.loads(self.lab.router.frr.vtysh("show ip bgp neighbors json"))
         found = {}
         for node in self.lab.nodes.values():
@@ -128,10 +139,10 @@ class ManualSetup:
                 established=int(frr["connectionsEstablished"]),
                 dropped=int(frr["connectionsDropped"]),
                 notifications=(int(stats["notificationsSent"]), int(stats["notificationsRecv"])),
-                # A neighbour removed and re-added counts from zero again: its epoch tells.
-                established_at=int(frr["bgpTimerUpEstablishedEpoch"]),
                 bird_state=row.info,
                 bird_since=row.since,
+                uptime_ms=int(frr["bgpTimerUpMsec"]),
+                read_at=read_at,
             )
         return found
 
@@ -205,8 +216,12 @@ def _all_established(setup: ManualSetup) -> bool:
         sessions = setup.sessions()
     except (LabError, KeyError, StopIteration):
         return False
+    # Up for a while, so that a flap later could not hide in the slack of the uptimes.
     return all(
-        s.frr_state == "Established" and s.bird_state.startswith("Established") for s in sessions.values()
+        s.frr_state == "Established"
+        and s.bird_state.startswith("Established")
+        and s.uptime_ms > 2 * UPTIME_SLACK_MS
+        for s in sessions.values()
     )
 
 
@@ -280,6 +295,8 @@ def test_the_manual_setup_is_taken_over_and_handed_back_without_a_flap(
     )
     assert during == before
     assert after == before
+    assert all(during[node].grew_since(before[node]) for node in before), (before, during)
+    assert all(after[node].grew_since(during[node]) for node in before), (during, after)
     assert all(
         s.frr_state == "Established" and s.bird_state.startswith("Established") for s in after.values()
     )

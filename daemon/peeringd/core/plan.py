@@ -370,11 +370,8 @@ def _peer_for(
         )
         return
     if (named := next((peer for peer in peers if peer.name == adc), None)) is not None:
-        whose = (
-            "is peeringd's for another ADC"
-            if ownership.owns_peer(named, cluster)
-            else (f"is not peeringd's for cluster {cluster}")
-        )
+        ours = ownership.owns_peer(named, cluster)
+        whose = "is peeringd's for another ADC" if ours else f"is not peeringd's for cluster {cluster}"
         findings.append(
             Finding(
                 severity="warning", target=CALICO, message=f"BGPPeer {adc} exists but {whose}; left as it is"
