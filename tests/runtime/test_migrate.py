@@ -328,3 +328,26 @@ def test_the_document_goes_to_stdout_without_a_file(setup_factory: Callable[[str
     assert code == 0
     assert "#   peeringd plan --adopt -f FILE     (adoptions only)\n" in stdout
     assert YAML(typ="safe").load(stdout)["cluster"]["name"] == "prod-1"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--adc", "adc-1=10.0.0.1", "--adc", "adc-1=10.0.0.2"], "Error: --adc names adc-1 more than once"),
+        (["--adc", "adc-1=bad_host"], "Error: host: 'bad_host' is not a host name or IP address"),
+        (["--adc", "adc-1=10.0.0.1:99999"], "'adc-1=10.0.0.1:99999': '99999' is not a port"),
+        (["--adc", "adc-1"], "'adc-1' is not NAME=HOST[:PORT]"),
+        (["--adc", "adc-1=10.0.0.1", "--peer-ip", "adc-2=10.0.0.9"], "--peer-ip names adc-2, which no --adc"),
+    ],
+)
+def test_bad_import_options_are_refused_before_anything_is_read(
+    tmp_path: Path, options: list[str], message: str
+) -> None:
+    password = tmp_path / "password"
+    password.write_text("x\n")
+    result = peeringd(
+        "import", "--cluster", "prod-1", "--username", "nsroot", "--password-file", password, *options
+    )
+
+    assert result.returncode == 2
+    assert message in result.stderr

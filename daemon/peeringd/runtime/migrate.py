@@ -58,16 +58,7 @@ def read(
         snapshot = calico.observe()
     devices: dict[str, live.AdcSnapshot | str] = {}
     for adc in request.adcs:
-        login = request.login
-        ssh = desired.SSH(
-            host=adc.host,
-            port=adc.port,
-            username=login.username,
-            password_file=_path(login.password_file),
-            key_file=_path(login.key_file),
-            known_hosts_file=_path(login.known_hosts_file),
-        )
-        device = _DRIVERS[login.platform].login(adc.name, ssh)
+        device = _DRIVERS[request.login.platform].login(adc.name, _ssh(request.login, adc))
         try:
             devices[adc.name] = device.observe()
         except PeeringdError as error:
@@ -75,6 +66,19 @@ def read(
         finally:
             device.close()
     return snapshot, devices
+
+
+def _ssh(login: inventory.Login, adc: inventory.AdcLogin) -> desired.SSH:
+    """How the driver logs in to ``adc``; raises pydantic's ValidationError for what a state
+    file could not hold either (a user name with a space, a host that is no host name)."""
+    return desired.SSH(
+        host=adc.host,
+        port=adc.port,
+        username=login.username,
+        password_file=_path(login.password_file),
+        key_file=_path(login.key_file),
+        known_hosts_file=_path(login.known_hosts_file),
+    )
 
 
 def _path(text: str | None) -> Path | None:
@@ -174,11 +178,13 @@ def request(
 
     File paths are written absolute: the state file may end up anywhere, the secrets stay put.
     """
-    unknown = sorted(set(peer_ips) - {name for name, _, _ in adcs})
-    if unknown:
+    names = [name for name, _, _ in adcs]
+    if twice := sorted({name for name in names if names.count(name) > 1}):
+        raise ValueError(f"--adc names {', '.join(twice)} more than once")
+    if unknown := sorted(set(peer_ips) - set(names)):
         raise ValueError(f"--peer-ip names {', '.join(unknown)}, which no --adc names")
     try:
-        return inventory.Request(
+        request = inventory.Request(
             cluster=cluster,
             context=context,
             adcs=tuple(
@@ -192,6 +198,10 @@ def request(
                 }
             ),
         )
+        for adc in request.adcs:
+            _ssh(request.login, adc)
     except pydantic.ValidationError as error:
         first = error.errors()[0]
-        raise ValueError(f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}") from None
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"{where}: {str(first['msg']).removeprefix('Value error, ')}") from None
+    return request
