@@ -121,8 +121,24 @@ def _apply_calico(change: Any, snapshot: live.CalicoSnapshot, cluster: str) -> l
         written = owned_peer(change.name, change.after.peer_ip, change.after.as_number, cluster)
         if existing is not None:
             written = existing.model_copy(update=change.after.model_dump())
+        if change.action in (Action.ADOPT, Action.RELEASE):
+            written = _marked(written, cluster, change.for_adc if change.action == Action.ADOPT else None)
         peers.append(written)
     return snapshot.model_copy(update={"peers": tuple(peers)})
+
+
+def _marked(peer: live.BGPPeer, cluster: str, adc: str | None) -> live.BGPPeer:
+    """``peer`` with peeringd's marks for ``adc`` (as the Calico adapter writes them), or none."""
+    marks = {ownership.MANAGED_BY_LABEL, ownership.CLUSTER_ANNOTATION, ownership.ADC_ANNOTATION}
+    marks.add(ownership.STATE_HASH_ANNOTATION)
+    labels = {k: v for k, v in peer.labels if k not in marks}
+    annotations = {k: v for k, v in peer.annotations if k not in marks}
+    if adc is not None:
+        labels[ownership.MANAGED_BY_LABEL] = ownership.MANAGED_BY
+        annotations |= {ownership.CLUSTER_ANNOTATION: cluster, ownership.ADC_ANNOTATION: adc}
+    return peer.model_copy(
+        update={"labels": tuple(sorted(labels.items())), "annotations": tuple(sorted(annotations.items()))}
+    )
 
 
 def _apply_device(change: Any, snapshot: live.AdcSnapshot) -> live.AdcSnapshot:

@@ -266,3 +266,94 @@ def test_an_object_the_crd_refuses_is_invalid_with_the_servers_words(
         "patch bgppeers.crd.projectcalico.org adc-1: the API server refused it: "
     )
     assert "peerIP and peerSelector cannot both be set" in str(caught.value)
+
+
+def hand_made_peer(started: Cluster, keepalive: str = "30s") -> None:
+    """The seed procedure's BGPPeer, with a field and a label peeringd does not own."""
+    started.server.put(
+        {
+            "apiVersion": started.group,
+            "kind": "BGPPeer",
+            "metadata": {"name": "bgppeer-global-3040", "labels": {"team": "network"}},
+            "spec": {"peerIP": "10.0.0.100", "asNumber": 500, "keepaliveTime": keepalive},
+        }
+    )
+
+
+def marks_change(action: Action, resource_version: str) -> PeerChange:
+    spec = PeerSpec(peer_ip="10.0.0.100", as_number=500)
+    return PeerChange(
+        action=action,
+        name="bgppeer-global-3040",
+        adc="adc-1",
+        before=spec,
+        after=spec,
+        resource_version=resource_version,
+    )
+
+
+@pytest.mark.parametrize("api", ["v1", "v3"])
+def test_adoption_patches_the_marks_alone_and_release_takes_them_off(
+    cluster_factory: Callable[..., Cluster], api: str
+) -> None:
+    """One merge patch each, carrying the version read; name, spec and others' labels stay."""
+    started = cluster_factory(api)
+    hand_made_peer(started)
+    original = started.server.get(started.resource("bgppeers"), "bgppeer-global-3040")
+    assert original is not None
+    with calico.Calico.connect(started.kubeconfig) as side:
+        (peer,) = side.observe().peers
+        started.server.clear_journal()
+        list(
+            side.apply((marks_change(Action.ADOPT, peer.resource_version),), cluster="prod-1", state_hash="h")
+        )
+        adopted = started.server.get(started.resource("bgppeers"), "bgppeer-global-3040")
+        (observed,) = side.observe().peers
+        list(
+            side.apply(
+                (marks_change(Action.RELEASE, observed.resource_version),), cluster="prod-1", state_hash="h"
+            )
+        )
+        released = started.server.get(started.resource("bgppeers"), "bgppeer-global-3040")
+    assert adopted is not None
+    assert released is not None
+
+    assert adopted["spec"] == original["spec"]
+    assert adopted["metadata"]["labels"] == {"team": "network", ownership.MANAGED_BY_LABEL: "peeringd"}
+    assert adopted["metadata"]["annotations"] == {
+        ownership.CLUSTER_ANNOTATION: "prod-1",
+        ownership.STATE_HASH_ANNOTATION: "h",
+        ownership.ADC_ANNOTATION: "adc-1",
+    }
+    assert ownership.owns_peer(observed, "prod-1")
+    assert ownership.peer_adc(observed) == "adc-1"
+    assert [(e.verb, e.name) for e in started.server.journal if e.verb not in {"list", "get"}] == [
+        ("patch", "bgppeer-global-3040"),
+        ("patch", "bgppeer-global-3040"),
+    ]
+    assert released["spec"] == original["spec"]
+    assert released["metadata"]["labels"] == {"team": "network"}
+    assert released["metadata"].get("annotations", {}) == {}
+    assert [item["metadata"]["name"] for item in started.server.objects(started.resource("bgppeers"))] == [
+        "bgppeer-global-3040"
+    ]
+
+
+def test_an_adoption_of_a_peer_changed_since_it_was_read_is_a_conflict(
+    cluster: Cluster, connected: calico.Calico
+) -> None:
+    hand_made_peer(cluster)
+    (peer,) = connected.observe().peers
+    hand_made_peer(cluster, keepalive="40s")  # someone changes it in between
+    with pytest.raises(
+        CalicoConflict, match=r"patch bgppeers\.crd\.projectcalico\.org bgppeer-global-3040: changed"
+    ):
+        list(
+            connected.apply(
+                (marks_change(Action.ADOPT, peer.resource_version),), cluster="prod-1", state_hash="h"
+            )
+        )
+
+    stored = cluster.server.get(cluster.resource("bgppeers"), "bgppeer-global-3040")
+    assert stored is not None
+    assert stored["metadata"]["labels"] == {"team": "network"}

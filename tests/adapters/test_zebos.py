@@ -19,7 +19,7 @@ from peeringd.core.plan import (
 )
 
 
-def spec(remote_as: int = 64512, description: str = "peeringd:prod-1:node-a") -> NeighbourSpec:
+def spec(remote_as: int = 64512, description: str | None = "peeringd:prod-1:node-a") -> NeighbourSpec:
     return NeighbourSpec(remote_as=remote_as, description=description)
 
 
@@ -84,6 +84,42 @@ class TestRender:
         assert lines(steps) == [
             "router bgp 500",
             " neighbor 10.0.0.11 description peeringd:prod-1:node-a",
+            "exit",
+        ]
+
+    @pytest.mark.parametrize("dialect", [zebos.NETSCALER, zebos.FRR])
+    def test_an_adoption_is_the_description_line_alone(self, dialect: zebos.Dialect) -> None:
+        """No remote-as and none of the dialect's extras: nothing that could reset the session."""
+        adoptions = tuple(
+            NeighbourChange(
+                action=Action.ADOPT,
+                adc="adc-1",
+                address=ipaddress.IPv4Address(address),
+                before=spec(description=None),
+                after=spec(description=f"peeringd:prod-1:{name}"),
+            )
+            for address, name in (("10.0.0.11", "node-a"), ("10.0.0.12", "node-b"))
+        )
+
+        assert lines(zebos.render(adoptions, dialect, 500)) == [
+            "router bgp 500",
+            " neighbor 10.0.0.11 description peeringd:prod-1:node-a",
+            " neighbor 10.0.0.12 description peeringd:prod-1:node-b",
+            "exit",
+        ]
+
+    def test_an_adoption_that_would_change_remote_as_is_refused(self) -> None:
+        with pytest.raises(
+            zebos.RenderError, match=r"adopting neighbor 10\.0\.0\.11 would change its remote-as"
+        ):
+            zebos.render((neighbour(Action.ADOPT, spec(1, description=None), spec()),), zebos.NETSCALER, 500)
+
+    def test_a_release_removes_the_description_alone(self) -> None:
+        release = neighbour(Action.RELEASE, spec(), spec(description=None))
+
+        assert lines(zebos.render((release,), zebos.FRR, 65001)) == [
+            "router bgp 65001",
+            " no neighbor 10.0.0.11 description",
             "exit",
         ]
 

@@ -44,6 +44,7 @@ __all__ = [
 
 Json = dict[str, Any]
 
+# The API group calico-node reads: its CRDs' own, unless the cluster serves Calico's v3 API.
 _GROUP = "crd.projectcalico.org"
 _ADDRESS_ANNOTATION = "projectcalico.org/IPv4Address"
 _AS_ANNOTATION = "projectcalico.org/ASNumber"
@@ -80,14 +81,14 @@ class NodeBgp:
         return bird.render_bird_config(self.node, self.peers, self.mesh, pool=self.pool)
 
 
-def read_cluster(server: KubeApiServer) -> ClusterObjects:
-    """Nodes, BGPPeers, BGPConfiguration `default`, IPPools and CalicoNodeStatuses."""
+def read_cluster(server: KubeApiServer, group: str = _GROUP) -> ClusterObjects:
+    """Nodes, BGPPeers, BGPConfiguration `default`, IPPools and CalicoNodeStatuses of `group`."""
     return ClusterObjects(
         nodes=tuple(server.objects("nodes")),
-        peers=tuple(server.objects(f"bgppeers.{_GROUP}")),
-        configuration=server.get(f"bgpconfigurations.{_GROUP}", "default"),
-        pools=tuple(server.objects(f"ippools.{_GROUP}")),
-        statuses=tuple(server.objects(f"caliconodestatuses.{_GROUP}")),
+        peers=tuple(server.objects(f"bgppeers.{group}")),
+        configuration=server.get(f"bgpconfigurations.{group}", "default"),
+        pools=tuple(server.objects(f"ippools.{group}")),
+        statuses=tuple(server.objects(f"caliconodestatuses.{group}")),
     )
 
 
@@ -136,9 +137,10 @@ def node_status(protocols: Sequence[bird.BirdProtocol], now: datetime) -> Json:
 class CalicoNodeAgent:
     """calico-node on every lab node, driven by what `server` holds. A context manager."""
 
-    def __init__(self, lab: BgpLab, server: KubeApiServer) -> None:
+    def __init__(self, lab: BgpLab, server: KubeApiServer, group: str = _GROUP) -> None:
         self._lab = lab
         self._server = server
+        self._group = group
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bgplab-calico-node", daemon=True)
@@ -189,7 +191,7 @@ class CalicoNodeAgent:
     def sync(self) -> None:
         """One round: reload every BIRD whose config changed, then report the statuses."""
         with self._lock:
-            cluster = read_cluster(self._server)
+            cluster = read_cluster(self._server, self._group)
             nodes = self._lab.nodes
             for gone in set(self._configs) - set(nodes):
                 del self._configs[gone]
@@ -223,7 +225,7 @@ class CalicoNodeAgent:
                 if written == status["bgp"] and (now - at).total_seconds() < period:
                     continue
             # Skip an object deleted since the read rather than bring it back.
-            if self._server.get(f"caliconodestatuses.{_GROUP}", name) is None:
+            if self._server.get(f"caliconodestatuses.{self._group}", name) is None:
                 continue
             self._server.put({**item, "status": status})
             self._reported[name] = (status["bgp"], now)

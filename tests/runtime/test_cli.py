@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import jsonschema
+import pytest
 from ruamel.yaml import YAML
 
 from tests.support import REPO
@@ -127,3 +131,95 @@ def test_the_schema_rejects_what_the_loader_rejects() -> None:
     example["adcs"][0]["asNumber"] = 2147483648
 
     assert not jsonschema.Draft202012Validator(schema).is_valid(example)
+
+
+def test_validate_takes_several_files_and_fails_when_one_is_invalid(tmp_path: Path) -> None:
+    """As a pre-commit hook calls it: file names after the command, every problem reported."""
+    bad = tmp_path / "peering.yaml"
+    bad.write_text(EXAMPLE.read_text().replace("asNumber: 500", "asNumber: 5OO"))
+    result = peeringd("validate", EXAMPLE, bad)
+
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"{EXAMPLE}: valid (1 ADCs")
+    assert result.stderr == (
+        f"{bad}:19:15: adcs[0].asNumber: '5OO' is not an AS number (write 64512 or asdot 1.10)\n"
+    )
+
+
+def test_the_pre_commit_hook_validates_the_state_files_it_is_given(tmp_path: Path) -> None:
+    """pre-commit runs the hook's entry with the staged files that match its `files` and `types`."""
+    (hook,) = YAML(typ="safe").load((REPO / ".pre-commit-hooks.yaml").read_text())
+    bad = tmp_path / "peering.yaml"
+    bad.write_text(EXAMPLE.read_text().replace("peerIP: 10.102.33.208", "peerIP: 10.102.33.999"))
+    command, *arguments = shlex.split(hook["entry"])
+    good = peeringd(*arguments, "state/peering.yaml")
+    refused = peeringd(*arguments, "state/peering.yaml", bad)
+
+    assert (hook["id"], hook["language"], command) == ("peeringd-validate", "python", "peeringd")
+    assert re.search(hook["files"], "state/peering.yaml")
+    assert re.search(hook["files"], "clusters/prod/peering.yml")
+    assert not re.search(hook["files"], "k8s/deployment.yaml")
+    assert "yaml" in hook["types"]
+    assert good.returncode == 0, good.stderr
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"{bad}:20:13: adcs[0].peerIP:")
+
+
+def test_bash_completes_commands_and_options_through_clicks_script() -> None:
+    """The script `_PEERINGD_COMPLETE=bash_source peeringd` prints, run by a real bash."""
+    assert PEERINGD is not None
+    script = """
+        eval "$(_PEERINGD_COMPLETE=bash_source peeringd)"
+        complete -p peeringd
+        COMP_WORDS=(peeringd re); COMP_CWORD=1; _peeringd_completion peeringd; echo "${COMPREPLY[@]}"
+        COMPREPLY=(); COMP_WORDS=(peeringd apply --ad); COMP_CWORD=2; _peeringd_completion peeringd
+        echo "${COMPREPLY[@]}"
+    """
+    environment = {**os.environ, "PATH": f"{Path(PEERINGD).parent}:{os.environ['PATH']}"}
+    result = subprocess.run(
+        ["bash", "--norc", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "complete -o nosort -F _peeringd_completion peeringd",
+        "release",
+        "--adopt",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("shell", "function", "word"),
+    # zsh says which word is completed by its index, fish by its text.
+    [("zsh", "#compdef peeringd", "1"), ("fish", "function _peeringd_completion", "imp")],
+)
+def test_zsh_and_fish_get_clicks_scripts_and_completions(shell: str, function: str, word: str) -> None:
+    script = subprocess.run(
+        [PEERINGD or "peeringd"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "_PEERINGD_COMPLETE": f"{shell}_source"},
+        check=False,
+    )
+    completed = subprocess.run(
+        [PEERINGD or "peeringd"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "_PEERINGD_COMPLETE": f"{shell}_complete",
+            "COMP_WORDS": "peeringd imp",
+            "COMP_CWORD": word,
+        },
+        check=False,
+    )
+
+    assert function in script.stdout
+    assert "import" in re.split(r"[\s,]", completed.stdout)

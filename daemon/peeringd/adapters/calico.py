@@ -8,8 +8,10 @@ IPPools. Lists are read without the client's model deserialisation
 Writes touch only what peeringd owns: its BGPPeers (created whole, updated by a
 merge patch carrying the resourceVersion read, deleted with a resourceVersion
 precondition) and the two fields of BGPConfiguration ``default`` the file
-names. A 409 means someone else wrote in between: it is raised as
-``CalicoConflict`` so the pass re-reads and re-plans instead of overwriting.
+names. Adopting a hand-made BGPPeer, or releasing one, is a merge patch of its
+label and annotations alone, also carrying the resourceVersion read. A 409
+means someone else wrote in between: it is raised as ``CalicoConflict`` so the
+pass re-reads and re-plans instead of overwriting.
 Every client or transport exception becomes a ``peeringd.errors`` type here.
 """
 
@@ -230,11 +232,26 @@ class Calico:
         if change.action == Action.DELETE:
             self._delete(BGP_PEERS, change.name, change.resource_version)
             return
+        if change.action == Action.RELEASE:
+            # A merge patch's null removes a key: the marks go, the object and its spec stay.
+            unmarked = {
+                "resourceVersion": change.resource_version,
+                "labels": {ownership.MANAGED_BY_LABEL: None},
+                "annotations": dict.fromkeys(_ANNOTATIONS),
+            }
+            self._patch(BGP_PEERS, change.name, {"metadata": unmarked})
+            return
         assert change.after is not None
         spec = {"peerIP": change.after.peer_ip, "asNumber": change.after.as_number}
-        marks = _marks(cluster, state_hash)
+        marks = _marks(cluster, state_hash, change.adc)
         if change.action == Action.CREATE:
             self._create(BGP_PEERS, change.name, spec, marks)
+            return
+        if change.action == Action.ADOPT:
+            # Only the marks: the peer already is what the file wants, and keeps its name.
+            self._patch(
+                BGP_PEERS, change.name, {"metadata": {"resourceVersion": change.resource_version, **marks}}
+            )
             return
         # A merge patch: null removes node and nodeSelector (a global peer has neither);
         # the resourceVersion turns a concurrent write into a 409.
@@ -439,11 +456,18 @@ def _peer(item: dict[str, Any]) -> live.BGPPeer:
     )
 
 
-def _marks(cluster: str, state_hash: str | None = None) -> dict[str, Any]:
-    """The label and annotations that make an object peeringd's, for this cluster."""
+# Every annotation peeringd writes; a release removes them all.
+_ANNOTATIONS = (ownership.CLUSTER_ANNOTATION, ownership.STATE_HASH_ANNOTATION, ownership.ADC_ANNOTATION)
+
+
+def _marks(cluster: str, state_hash: str | None = None, adc: str | None = None) -> dict[str, Any]:
+    """The label and annotations that make an object peeringd's, for this cluster (and, on a
+    BGPPeer whose name is not its ADC's, as an adopted peer's, the ADC it stands for)."""
     annotations = {ownership.CLUSTER_ANNOTATION: cluster}
     if state_hash is not None:
         annotations[ownership.STATE_HASH_ANNOTATION] = state_hash
+    if adc is not None:
+        annotations[ownership.ADC_ANNOTATION] = adc
     return {"labels": {ownership.MANAGED_BY_LABEL: ownership.MANAGED_BY}, "annotations": annotations}
 
 

@@ -17,7 +17,7 @@ import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import paramiko
 from netmiko import ConnectHandler
@@ -59,8 +59,18 @@ class CliSession:
     _save_pending = False
 
     def __init__(self, adc: desired.ADC, *, timeout: float = 30.0) -> None:
-        self.name = adc.name
-        self._ssh = adc.ssh
+        self._start(adc.name, adc.ssh, timeout)
+
+    @classmethod
+    def login(cls, name: str, ssh: desired.SSH, *, timeout: float = 30.0) -> Self:
+        """A session to a device no state file describes yet (``peeringd import`` reads it)."""
+        session = cls.__new__(cls)
+        session._start(name, ssh, timeout)
+        return session
+
+    def _start(self, name: str, ssh: desired.SSH, timeout: float) -> None:
+        self.name = name
+        self._ssh = ssh
         self._timeout = timeout
         self._connection: Any = None
         self._line = ""  # the line in flight, named by errors

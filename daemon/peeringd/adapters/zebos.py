@@ -444,11 +444,18 @@ def _router_lines(change: NeighbourChange | MaxPathsChange, dialect: Dialect) ->
     if change.action == Action.DELETE:
         yield f" no neighbor {address}"
         return
+    if change.action == Action.RELEASE:
+        # Only the mark goes: the neighbour and its session stay.
+        yield f" no neighbor {address} description"
+        return
     assert change.after is not None
-    if change.action == Action.UPDATE and change.before is not None:
+    if change.action in (Action.UPDATE, Action.ADOPT) and change.before is not None:
         if change.before.remote_as == change.after.remote_as:
+            # A description alone does not reset the session: all an adoption sends.
             yield f" neighbor {address} description {_description(change.after)}"
             return
+        if change.action == Action.ADOPT:
+            raise RenderError(f"adopting neighbor {address} would change its remote-as")
         # ZebOS refuses to move an existing neighbour to another AS: remove, then add.
         yield f" no neighbor {address}"
     yield f" neighbor {address} remote-as {_as(change.after.remote_as)}"

@@ -285,6 +285,11 @@ class Policy(_Model):
         alias="allowASChange",
         description="allow changing an AS number, which tears down every session",
     )
+    adopt: StrictBool = Field(
+        False,
+        description="take hand-made objects that already agree with the file into ownership in place "
+        "(a BGPPeer gets peeringd's label and annotations, an ADC neighbour its description)",
+    )
 
 
 class PeeringState(_Model):

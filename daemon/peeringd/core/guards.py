@@ -2,6 +2,11 @@
 
 A refused plan is applied not at all, on no system: half of a plan can be worse
 than none (an ADC moved to a new AS while Calico still dials the old one).
+
+Adoptions and releases are counted apart from additions and removals: they only
+add or remove marks and touch no session, so no guard refuses them; an adoption
+counts as one more managed object when the guards ask whether a plan empties a
+system.
 """
 
 from __future__ import annotations
@@ -68,7 +73,9 @@ def _emptied(cluster: str, observed: live.LiveState, planned: Plan) -> Iterator[
     remaining = managed.copy()
     for change in planned.changes:
         if isinstance(change, PeerChange | NeighbourChange):
-            remaining[change.target] += {Action.CREATE: 1, Action.DELETE: -1}.get(change.action, 0)
+            remaining[change.target] += {Action.CREATE: 1, Action.ADOPT: 1, Action.DELETE: -1}.get(
+                change.action, 0
+            )
         elif isinstance(change, RouterChange) and change.action == Action.UPDATE:
             remaining[change.target] -= managed[change.target]
     for target, count in managed.items():

@@ -10,16 +10,23 @@ settings, then neighbour removals, all in one device session, then a save when
 the file asks for it), then Calico
 (BGPConfiguration, BGPPeer additions and updates, then removals). ADC
 neighbours so exist before the Calico peer that points at the ADC.
+
+Adoption (``policy.adopt``) takes a hand-made object that already agrees with the
+file into ownership where it stands: an ADC neighbour gets peeringd's
+description, a global BGPPeer peeringd's label and annotations (and keeps its
+name). Only marks are added, so no session is touched; an object that disagrees
+with the file in anything else, or that someone else claims, stays a finding.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from collections.abc import Iterator
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from peeringd.core import desired, live, nodes, ownership
 
@@ -45,6 +52,7 @@ __all__ = [
 ]
 
 CALICO = "calico"
+_ADOPTABLE = "it agrees with the file: adoption, policy.adopt or --adopt, takes it over"
 # What Calico uses when BGPConfiguration default leaves asNumber unset.
 CALICO_DEFAULT_AS = 64512
 
@@ -53,6 +61,9 @@ class Action(StrEnum):
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"
+    # Marks added to, or removed from, an object that otherwise stays as it is.
+    ADOPT = "adopt"
+    RELEASE = "release"
 
 
 class _Frozen(BaseModel):
@@ -67,6 +78,15 @@ class PeerSpec(_Frozen):
     node: str | None = None
     node_selector: str | None = None
 
+    @classmethod
+    def of(cls, peer: live.BGPPeer) -> PeerSpec:
+        return cls(
+            peer_ip=peer.peer_ip,
+            as_number=peer.as_number,
+            node=peer.node or None,
+            node_selector=peer.node_selector or None,
+        )
+
 
 class ConfigurationSpec(_Frozen):
     """The fields of BGPConfiguration default that the file owns; None = not owned."""
@@ -79,6 +99,10 @@ class NeighbourSpec(_Frozen):
     remote_as: int | None
     description: str | None
 
+    @classmethod
+    def of(cls, neighbour: live.Neighbour) -> NeighbourSpec:
+        return cls(remote_as=neighbour.remote_as, description=neighbour.description)
+
 
 class _Change(_Frozen):
     action: Action
@@ -90,11 +114,27 @@ class _Change(_Frozen):
 
 
 class PeerChange(_Change):
+    """A BGPPeer named ``name`` that stands for the ADC ``adc`` (None: the one it is named after)."""
+
     kind: Literal["bgppeer"] = "bgppeer"
     name: str
     before: PeerSpec | None
     after: PeerSpec | None
     resource_version: str | None = None
+    adc: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_after_its_adc(cls, data: Any) -> Any:
+        """A peer named after its ADC says so with None: one change has one spelling."""
+        if isinstance(data, dict) and data.get("adc") is not None and data.get("adc") == data.get("name"):
+            return {**data, "adc": None}
+        return data
+
+    @property
+    def for_adc(self) -> str:
+        """The ADC this peer points at, written on the object as ``peeringd.io/adc``."""
+        return self.adc or self.name
 
 
 class ConfigurationChange(_Change):
@@ -203,6 +243,11 @@ class Plan(_Frozen):
         """Targets with changes, in the order they are applied."""
         return tuple(dict.fromkeys(change.target for change in self.changes))
 
+    def counts(self) -> dict[Action, int]:
+        """How many changes of each action, every action listed (adoptions apart from updates)."""
+        counted = Counter(change.action for change in self.changes)
+        return {action: counted[action] for action in Action}
+
 
 def plan(state: desired.PeeringState, observed: live.LiveState) -> Plan:
     """The changes that make ``observed`` match ``state``, touching only objects we own."""
@@ -232,7 +277,11 @@ def plan(state: desired.PeeringState, observed: live.LiveState) -> Plan:
                     message="Calico was not observed, so neighbours are left as they are",
                 )
             )
-        device = list(_device_changes(state.cluster.name, adc, snapshot, speakers, findings))
+        device = list(
+            _device_changes(
+                state.cluster.name, adc, snapshot, speakers, adopt=state.policy.adopt, findings=findings
+            )
+        )
         if adc.save_config and (device or snapshot.unsaved):
             device.append(SaveChange(action=Action.UPDATE, adc=adc.name))
         changes += device
@@ -247,60 +296,129 @@ def _calico_changes(
         yield change
     cluster = state.cluster.name
     wanted = {adc.name: PeerSpec(peer_ip=str(adc.peer_ip), as_number=adc.as_number) for adc in state.adcs}
-    by_name = {peer.name: peer for peer in calico.peers}
-    deletions: list[Change] = []
-    for peer in calico.peers:
-        if ownership.owns_peer(peer, cluster) and peer.name not in wanted:
-            deletions.append(
-                PeerChange(
-                    action=Action.DELETE,
-                    name=peer.name,
-                    before=_peer_spec(peer),
-                    after=None,
-                    resource_version=peer.resource_version,
-                )
-            )
+    representatives, duplicates = _representatives(calico.peers, cluster)
     for name, spec in wanted.items():
-        existing = by_name.get(name)
+        existing = representatives.get(name)
         if existing is None:
-            if clash := _unowned_peer_at(spec.peer_ip, calico.peers, cluster):
-                findings.append(
-                    Finding(
-                        severity="warning",
-                        target=CALICO,
-                        message=f"BGPPeer {clash.name} (not peeringd's) already peers with "
-                        f"{spec.peer_ip}; BGPPeer {name} not created, to avoid a duplicate",
-                    )
-                )
-                continue
-            yield PeerChange(action=Action.CREATE, name=name, before=None, after=spec)
-        elif not ownership.owns_peer(existing, cluster):
-            findings.append(
-                Finding(
-                    severity="warning",
-                    target=CALICO,
-                    message=f"BGPPeer {name} exists but is not peeringd's for cluster {cluster}; "
-                    "left as it is",
-                )
+            yield from _peer_for(
+                name, spec, calico.peers, cluster, adopt=state.policy.adopt, findings=findings
             )
-        elif (before := _peer_spec(existing)) != spec:
+        elif (before := PeerSpec.of(existing)) != spec:
             yield PeerChange(
                 action=Action.UPDATE,
-                name=name,
+                name=existing.name,
+                adc=name,
                 before=before,
                 after=spec,
                 resource_version=existing.resource_version,
             )
-    yield from deletions
+    for peer in (*duplicates, *(p for adc, p in representatives.items() if adc not in wanted)):
+        yield PeerChange(
+            action=Action.DELETE,
+            name=peer.name,
+            adc=ownership.peer_adc(peer),
+            before=PeerSpec.of(peer),
+            after=None,
+            resource_version=peer.resource_version,
+        )
 
 
-def _peer_spec(peer: live.BGPPeer) -> PeerSpec:
-    return PeerSpec(
-        peer_ip=peer.peer_ip,
-        as_number=peer.as_number,
-        node=peer.node or None,
-        node_selector=peer.node_selector or None,
+def _representatives(
+    peers: tuple[live.BGPPeer, ...], cluster: str
+) -> tuple[dict[str, live.BGPPeer], list[live.BGPPeer]]:
+    """Our BGPPeers by the ADC each stands for, and the extra ones standing for an ADC twice.
+
+    An annotated peer wins over one that only has the ADC's name, then the first by name.
+    """
+    ours = sorted(
+        (peer for peer in peers if ownership.owns_peer(peer, cluster)),
+        key=lambda peer: (ownership.ADC_ANNOTATION not in dict(peer.annotations), peer.name),
     )
+    chosen: dict[str, live.BGPPeer] = {}
+    duplicates = []
+    for peer in ours:
+        if chosen.setdefault(ownership.peer_adc(peer), peer) is not peer:
+            duplicates.append(peer)
+    return chosen, duplicates
+
+
+def _peer_for(
+    adc: str,
+    spec: PeerSpec,
+    peers: tuple[live.BGPPeer, ...],
+    cluster: str,
+    *,
+    adopt: bool,
+    findings: list[Finding],
+) -> Iterator[Change]:
+    """The change that gives ``adc`` a BGPPeer when none of ours stands for it: adopt the
+    hand-made peer that agrees with the file, else create one named after the ADC, unless
+    a peer of someone else's is in the way (Calico keeps one of two peers with one peerIP)."""
+    at_address = [
+        peer
+        for peer in peers
+        if _peer_host(peer.peer_ip) == spec.peer_ip and not ownership.owns_peer(peer, cluster)
+    ]
+    if adopt and len(at_address) == 1 and _adoptable(peer := at_address[0], spec):
+        yield PeerChange(
+            action=Action.ADOPT,
+            name=peer.name,
+            adc=adc,
+            before=PeerSpec.of(peer),
+            after=spec,
+            resource_version=peer.resource_version,
+        )
+        return
+    if (named := next((peer for peer in peers if peer.name == adc), None)) is not None:
+        ours = ownership.owns_peer(named, cluster)
+        whose = "is peeringd's for another ADC" if ours else f"is not peeringd's for cluster {cluster}"
+        findings.append(
+            Finding(
+                severity="warning", target=CALICO, message=f"BGPPeer {adc} exists but {whose}; left as it is"
+            )
+        )
+        return
+    if at_address:
+        findings.append(
+            Finding(
+                severity="warning",
+                target=CALICO,
+                message=f"{_peers_in_the_way(at_address, spec, adopt)}; BGPPeer {adc} not created, "
+                "to avoid a duplicate",
+            )
+        )
+        return
+    yield PeerChange(action=Action.CREATE, name=adc, adc=adc, before=None, after=spec)
+
+
+def _peers_in_the_way(peers: list[live.BGPPeer], spec: PeerSpec, adopt: bool) -> str:
+    """Which hand-made peers hold the ADC's address, and why adoption does not, or would, take them."""
+    if len(peers) > 1:
+        names = " and ".join(peer.name for peer in peers)
+        found = f"BGPPeers {names} (not peeringd's) already peer with {spec.peer_ip}"
+        return f"{found}; which one to adopt is unclear" if adopt else found
+    (peer,) = peers
+    found = f"BGPPeer {peer.name} (not peeringd's) already peers with {spec.peer_ip}"
+    if (reason := ownership.claimant(peer) or _peer_disagreement(peer, spec)) is not None:
+        return f"{found}; it is {reason}, so it is not adopted" if adopt else found
+    return f"{found} ({_ADOPTABLE})"
+
+
+def _adoptable(peer: live.BGPPeer, spec: PeerSpec) -> bool:
+    return ownership.claimant(peer) is None and _peer_disagreement(peer, spec) is None
+
+
+def _peer_disagreement(peer: live.BGPPeer, spec: PeerSpec) -> str | None:
+    """How a peer at the ADC's address differs from the global peer the file wants, if it does."""
+    if peer.node:
+        return f"node-specific (node {peer.node})"
+    if peer.node_selector:
+        return f"for nodeSelector {peer.node_selector!r}"
+    if peer.peer_ip != spec.peer_ip:
+        return f"at {peer.peer_ip}, another port"
+    if peer.as_number != spec.as_number:
+        return f"in AS {peer.as_number}, not {spec.as_number}"
+    return None
 
 
 def _peer_host(peer_ip: str) -> str:
@@ -308,17 +426,6 @@ def _peer_host(peer_ip: str) -> str:
     if peer_ip.startswith("["):
         return peer_ip[1:].partition("]")[0]
     return peer_ip.partition(":")[0] if peer_ip.count(":") == 1 else peer_ip
-
-
-def _unowned_peer_at(peer_ip: str, peers: tuple[live.BGPPeer, ...], cluster: str) -> live.BGPPeer | None:
-    return next(
-        (
-            peer
-            for peer in peers
-            if _peer_host(peer.peer_ip) == peer_ip and not ownership.owns_peer(peer, cluster)
-        ),
-        None,
-    )
 
 
 def _configuration_change(
@@ -375,6 +482,8 @@ def _device_changes(
     adc: desired.ADC,
     snapshot: live.AdcSnapshot,
     speakers: tuple[nodes.Speaker, ...] | None,
+    *,
+    adopt: bool,
     findings: list[Finding],
 ) -> Iterator[Change]:
     name = adc.name
@@ -397,7 +506,9 @@ def _device_changes(
         neighbours = ()
     removals: list[Change] = []
     if speakers is not None:
-        additions, removals = _neighbour_changes(cluster, name, neighbours, speakers, findings)
+        additions, removals = _neighbour_changes(
+            cluster, name, neighbours, speakers, adopt=adopt, findings=findings
+        )
         yield from additions
     if adc.max_paths is not None:
         wanted = live.MaxPaths(
@@ -418,6 +529,8 @@ def _neighbour_changes(
     adc: str,
     neighbours: tuple[live.Neighbour, ...],
     speakers: tuple[nodes.Speaker, ...],
+    *,
+    adopt: bool,
     findings: list[Finding],
 ) -> tuple[list[Change], list[Change]]:
     """Additions and updates, then removals: the device gets new neighbours before losing old ones."""
@@ -435,30 +548,38 @@ def _neighbour_changes(
             additions.append(
                 NeighbourChange(action=Action.CREATE, adc=adc, address=address, before=None, after=spec)
             )
-        elif not ownership.owns_neighbour(existing, cluster):
-            agrees = (
-                "peers as wanted"
-                if existing.remote_as == spec.remote_as
-                else (f"has remote-as {existing.remote_as}, not {spec.remote_as}")
+        elif ownership.owns_neighbour(existing, cluster):
+            if (before := NeighbourSpec.of(existing)) != spec:
+                additions.append(
+                    NeighbourChange(action=Action.UPDATE, adc=adc, address=address, before=before, after=spec)
+                )
+        elif adopt and _neighbour_disagreement(existing, spec) is None:
+            additions.append(
+                NeighbourChange(
+                    action=Action.ADOPT,
+                    adc=adc,
+                    address=address,
+                    before=NeighbourSpec.of(existing),
+                    after=spec,
+                )
             )
+        else:
+            reason = _neighbour_disagreement(existing, spec)
+            hint = "" if reason else f" ({_ADOPTABLE})"
             findings.append(
                 Finding(
                     severity="warning",
                     target=adc,
-                    message=f"neighbor {address} was not made by peeringd for cluster {cluster} "
-                    f"and {agrees}; left as it is",
+                    message=f"neighbor {address} was not made by peeringd for cluster {cluster} and "
+                    f"{reason or 'peers as wanted'}; left as it is{hint}",
                 )
-            )
-        elif (before := _neighbour_spec(existing)) != spec:
-            additions.append(
-                NeighbourChange(action=Action.UPDATE, adc=adc, address=address, before=before, after=spec)
             )
     removals: list[Change] = [
         NeighbourChange(
             action=Action.DELETE,
             adc=adc,
             address=neighbour.address,
-            before=_neighbour_spec(neighbour),
+            before=NeighbourSpec.of(neighbour),
             after=None,
         )
         for neighbour in neighbours
@@ -467,5 +588,14 @@ def _neighbour_changes(
     return additions, removals
 
 
-def _neighbour_spec(neighbour: live.Neighbour) -> NeighbourSpec:
-    return NeighbourSpec(remote_as=neighbour.remote_as, description=neighbour.description)
+def _neighbour_disagreement(neighbour: live.Neighbour, spec: NeighbourSpec) -> str | None:
+    """Why a hand-made neighbour of a selected node is not adopted, if it is not.
+
+    Changing remote-as re-creates the neighbour (the session drops), and a description of its
+    own would be overwritten by peeringd's: both stay a human's decision.
+    """
+    if neighbour.remote_as != spec.remote_as:
+        return f"has remote-as {neighbour.remote_as}, not {spec.remote_as}"
+    if neighbour.description is not None:
+        return f"has the description {neighbour.description!r}, which adoption would replace"
+    return None

@@ -94,11 +94,32 @@ def configure_logs(stream: str = "stderr") -> None:
 
 
 @main.command()
-@_STATE_FILE
-def validate(state_file: Path) -> None:
-    """Check the file's structure and meaning; exit 0 when valid, 1 when not."""
-    loaded = _load(state_file)
-    click.echo(f"{state_file}: valid ({len(loaded.state.adcs)} ADCs, sha256 {loaded.sha256[:12]})")
+@click.option(
+    "-f",
+    "--file",
+    "state_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The desired-state file.",
+)
+@click.argument("more", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+def validate(state_file: Path | None, more: tuple[Path, ...]) -> None:
+    """Check each file's structure and meaning (-f FILE, or FILE...: a pre-commit hook passes
+    several); exit 0 when all are valid, 1 when one is not."""
+    from peeringd.adapters import statefile
+
+    files = ([state_file] if state_file else []) + list(more)
+    if not files:
+        raise click.UsageError("name a file: -f FILE, or FILE...")
+    invalid = False
+    for path in files:
+        try:
+            loaded = statefile.load(path)
+        except PeeringdError as error:
+            click.echo(str(error) if isinstance(error, StateFileError) else f"error: {error}", err=True)
+            invalid = True
+            continue
+        click.echo(f"{path}: valid ({len(loaded.state.adcs)} ADCs, sha256 {loaded.sha256[:12]})")
+    sys.exit(EXIT_ERROR if invalid else EXIT_OK)
 
 
 _KUBECONFIG = click.option(
@@ -113,6 +134,13 @@ _ONLY = click.option(
     "--only", type=click.Choice(["calico", "adc"]), help="Reconcile only Calico or only the ADCs."
 )
 _OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+_ADOPT = click.option(
+    "--adopt/--no-adopt",
+    default=None,
+    help="Take hand-made objects that agree with the file into ownership in place (policy.adopt, "
+    "which this overrides for the run).",
+)
+_YES = click.option("-y", "--yes", is_flag=True, help="Apply without asking, even on a terminal.")
 
 
 @main.command()
@@ -126,6 +154,7 @@ _OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), de
 @_KUBECONFIG
 @_CONTEXT
 @_ONLY
+@_ADOPT
 @_OUTPUT
 def plan(
     state_file: Path,
@@ -133,6 +162,7 @@ def plan(
     kubeconfig: Path | None,
     context: str | None,
     only: str | None,
+    adopt: bool | None,
     output: str,
 ) -> None:
     """Show what apply would change: exit 0 nothing, 2 changes, 1 error."""
@@ -140,7 +170,7 @@ def plan(
     from peeringd.core import plan as planning
     from peeringd.runtime import reconcile
 
-    loaded = _load(state_file)
+    loaded = _load(state_file, adopt)
     if snapshot is not None:
         observed = _read_snapshot(snapshot)
         planned = planning.plan(loaded.state, observed)
@@ -163,31 +193,178 @@ def plan(
 
 @main.command()
 @_STATE_FILE
-@click.option("-y", "--yes", is_flag=True, help="Apply without asking, even on a terminal.")
+@_YES
 @_KUBECONFIG
 @_CONTEXT
 @_ONLY
+@_ADOPT
 @_OUTPUT
 def apply(
-    state_file: Path, yes: bool, kubeconfig: Path | None, context: str | None, only: str | None, output: str
+    state_file: Path,
+    yes: bool,
+    kubeconfig: Path | None,
+    context: str | None,
+    only: str | None,
+    adopt: bool | None,
+    output: str,
 ) -> None:
     """Apply the plan once and verify it: exit 0 converged, 1 error, 2 not applied, 3 refused."""
     from peeringd.runtime import reconcile, source
 
-    loaded = _load(state_file)
+    loaded = _load(state_file, adopt)
     confirm = None if yes or not sys.stdin.isatty() else _ask
     with _connect(loaded, kubeconfig, context, only) as systems:
         result = reconcile.reconcile(
             loaded, systems, apply=True, confirm=confirm, revision=source.git_revision(state_file)
         )
     _print_report(result, output)
-    exits = {
+    sys.exit(_exit_code(result))
+
+
+@main.command()
+@_STATE_FILE
+@_YES
+@_KUBECONFIG
+@_CONTEXT
+@_OUTPUT
+def release(state_file: Path, yes: bool, kubeconfig: Path | None, context: str | None, output: str) -> None:
+    """Take peeringd's marks off every object it owns, leaving every object and session in place
+    (stop the daemon first): exit 0 released, 1 error, 2 not applied."""
+    from peeringd.runtime import migrate, source
+
+    loaded = _load(state_file)
+    confirm = None if yes or not sys.stdin.isatty() else _ask
+    with _connect(loaded, kubeconfig, context, None) as systems:
+        result = migrate.release(loaded, systems, confirm=confirm, revision=source.git_revision(state_file))
+    _print_report(result, output)
+    sys.exit(_exit_code(result))
+
+
+def _adc_login(value: str) -> tuple[str, str, int]:
+    name, address = _pair(value, "--adc", "NAME=HOST[:PORT]")
+    host, colon, port = address.rpartition(":") if address.count(":") == 1 else (address, "", "")
+    if colon and (not port.isdigit() or not 0 < int(port) < 65536):
+        raise click.BadParameter(f"{value!r}: {port!r} is not a port", param_hint="--adc")
+    return name, host, int(port) if colon else 22
+
+
+def _pair(value: str, option: str, form: str) -> tuple[str, str]:
+    name, equals, rest = value.partition("=")
+    if not equals or not name or not rest:
+        raise click.BadParameter(f"{value!r} is not {form}", param_hint=option)
+    return name, rest
+
+
+def _exit_code(result: reconcile.Report) -> int:
+    from peeringd.runtime import reconcile
+
+    return {
         reconcile.Outcome.CONVERGED: EXIT_OK,
         reconcile.Outcome.FAILED: EXIT_ERROR,
         reconcile.Outcome.DRIFT: EXIT_CHANGES,
         reconcile.Outcome.REFUSED: EXIT_REFUSED,
-    }
-    sys.exit(exits[result.outcome])
+    }[result.outcome]
+
+
+@main.command("import")
+@_KUBECONFIG
+@_CONTEXT
+@click.option(
+    "--cluster", required=True, help="This cluster's name in peeringd's marks (a lower-case DNS label)."
+)
+@click.option(
+    "--adc",
+    "adcs",
+    multiple=True,
+    required=True,
+    metavar="NAME=HOST[:PORT]",
+    callback=lambda _, __, values: tuple(_adc_login(value) for value in values),
+    help="An ADC to read, by the name the file gives it and its SSH address; repeat for each.",
+)
+@click.option(
+    "--peer-ip",
+    "peer_ips",
+    multiple=True,
+    metavar="NAME=IP",
+    callback=lambda _, __, values: dict(_pair(value, "--peer-ip", "NAME=IP") for value in values),
+    help="Where the nodes peer with ADC NAME, when neither its SSH address nor its AS tells which "
+    "BGPPeer points at it.",
+)
+@click.option("--username", required=True, help="The SSH user on every ADC.")
+@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--key-file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--known-hosts",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="OpenSSH known_hosts holding the ADCs' host keys; default ~/.ssh/known_hosts.",
+)
+@click.option("--platform", type=click.Choice(["netscaler", "frr"]), default="netscaler", show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    "output_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write here, not stdout.",
+)
+@click.option("--partial", is_flag=True, help="Write what v1 can describe, and list the rest as comments.")
+def import_(
+    kubeconfig: Path | None,
+    context: str | None,
+    cluster: str,
+    adcs: tuple[tuple[str, str, int], ...],
+    peer_ips: dict[str, str],
+    username: str,
+    password_file: Path | None,
+    key_file: Path | None,
+    known_hosts: Path | None,
+    platform: str,
+    output_file: Path | None,
+    partial: bool,
+) -> None:
+    """Write the state file that describes the peering running now, reading (never writing) the
+    cluster and each ADC: exit 0 written, 1 when something cannot be described (unless --partial)."""
+    from peeringd.core import inventory
+    from peeringd.runtime import migrate
+
+    if (password_file is None) == (key_file is None):
+        raise click.UsageError("give one of --password-file and --key-file")
+    if output_file is not None and output_file.exists():
+        click.echo(f"error: {output_file} exists; not overwritten", err=True)
+        sys.exit(EXIT_ERROR)
+    configure_logs()
+    try:
+        request = migrate.request(
+            cluster=cluster,
+            context=context,
+            adcs=adcs,
+            peer_ips=peer_ips,
+            login={
+                "username": username,
+                "password_file": password_file,
+                "key_file": key_file,
+                "known_hosts_file": known_hosts,
+                "platform": platform,
+            },
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    try:
+        calico, devices = migrate.read(request, kubeconfig=kubeconfig, context=context)
+        description = inventory.describe(request, calico, devices)
+        for note in description.notes:
+            click.echo(f"note: {note}", err=True)
+        for gap in description.gaps:
+            click.echo(f"{'not described' if partial else 'cannot describe'}: {gap}", err=True)
+        if description.gaps and not partial:
+            sys.exit(EXIT_ERROR)
+        text = migrate.render(description, str(output_file) if output_file else migrate.STDOUT)
+    except PeeringdError as error:
+        fail(error)
+    if output_file is None:
+        click.echo(text, nl=False)
+    else:
+        output_file.write_text(text)
+        click.echo(f"{output_file}: written ({len(description.document['adcs'])} ADCs)", err=True)
 
 
 def _default_lock_file() -> Path:
@@ -384,6 +561,7 @@ def _print_report(result: reconcile.Report, output: str) -> None:
         document = {
             "outcome": str(result.outcome),
             **result.planned.model_dump(mode="json"),
+            "counts": {str(action): count for action, count in result.planned.counts().items()},
             "refusals": [refusal.model_dump(mode="json") for refusal in result.refusals],
             "applied": [change.model_dump(mode="json") for change in result.applied],
             "errors": [{"target": target, "error": str(error)} for target, error in result.errors],
@@ -420,13 +598,20 @@ def schema() -> None:
     click.echo(json.dumps(document, indent=2))
 
 
-def _load(state_file: Path) -> LoadedState:
+def _load(state_file: Path, adopt: bool | None = None) -> LoadedState:
+    """The valid file; ``adopt`` (--adopt/--no-adopt) overrides its policy.adopt for this run."""
+    import dataclasses
+
     from peeringd.adapters import statefile
 
     try:
-        return statefile.load(state_file)
+        loaded = statefile.load(state_file)
     except PeeringdError as error:
         fail(error)
+    if adopt is None:
+        return loaded
+    policy = loaded.state.policy.model_copy(update={"adopt": adopt})
+    return dataclasses.replace(loaded, state=loaded.state.model_copy(update={"policy": policy}))
 
 
 def _read_snapshot(path: Path) -> live.LiveState:

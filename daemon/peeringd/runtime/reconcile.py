@@ -23,11 +23,12 @@ from peeringd.adapters.frr import Frr
 from peeringd.adapters.netscaler import NetScaler
 from peeringd.adapters.statefile import LoadedState
 from peeringd.core import guards, live
+from peeringd.core.desired import PeeringState
 from peeringd.core.plan import CALICO, Change, PeerChange, Plan, SaveChange, plan
 from peeringd.errors import CalicoConflict, PeeringdError, StateFileError, VerificationFailed
 from peeringd.runtime import report
 
-__all__ = ["Outcome", "Report", "Systems", "observe", "reconcile"]
+__all__ = ["Outcome", "Planner", "Report", "Systems", "observe", "reconcile"]
 
 _CONFLICT_RETRIES = 3
 _DRIVERS: dict[str, type[NetScaler] | type[Frr]] = {"netscaler": NetScaler, "frr": Frr}
@@ -117,6 +118,9 @@ class Report:
         return all(error.transient for _, error in self.errors)
 
 
+Planner = Callable[[PeeringState, live.LiveState], Plan]
+
+
 def reconcile(
     loaded: LoadedState,
     systems: Systems,
@@ -125,20 +129,23 @@ def reconcile(
     confirm: Callable[[Plan, tuple[guards.Refusal, ...]], bool] | None = None,
     revision: str | None = None,
     fence: Callable[[str], None] | None = None,
+    planner: Planner = plan,
 ) -> Report:
     """Run one pass. With ``apply`` False (or ``policy.mode: observe``) nothing is changed.
 
     ``confirm`` is asked before anything is applied (the CLI's prompt); ``revision``
-    is the git revision of the file, written into every change event. ``fence`` is called
-    with each target's name just before its write session (the daemon's leader-election
-    check): a PeeringdError it raises leaves that target unwritten and is reported as its error.
+    is the git revision of the file, written into every change event. ``planner``
+    makes the plan and, after applying, checks that nothing is left of it
+    (``release.release`` for ``peeringd release``). ``fence`` is called with each
+    target's name just before its write session (the daemon's leader-election check):
+    a PeeringdError it raises leaves that target unwritten and is reported as its error.
     """
     state = loaded.state
     enforce = apply and state.policy.mode == "enforce"
     applied_before: tuple[Change, ...] = ()  # by attempts that ended in a 409
     for attempt in range(_CONFLICT_RETRIES):
         observed, errors = observe(loaded, systems)
-        planned = plan(state, observed)
+        planned = planner(state, observed)
         if systems.scope is not None:
             planned = planned.restricted(systems.scope)
         refusals = guards.check(state, observed, planned)
@@ -161,7 +168,7 @@ def reconcile(
             applied_before = applied
             continue
         errors.update(apply_errors)
-        return _verify(loaded, systems, planned, applied, errors=errors, held=held)
+        return _verify(loaded, systems, planned, applied, errors=errors, held=held, planner=planner)
     raise AssertionError("unreachable: the last attempt always returns")
 
 
@@ -221,7 +228,7 @@ def _apply(
             held = frozenset(
                 c.name
                 for c in changes
-                if isinstance(c, PeerChange) and c.after is not None and c.name in unconfigured
+                if isinstance(c, PeerChange) and c.after is not None and c.for_adc in unconfigured
             )
             for name in sorted(held):
                 log.warning("BGPPeer waits for its ADC to be configured", target=CALICO, peer=name)
@@ -271,12 +278,13 @@ def _verify(
     *,
     errors: dict[str, PeeringdError],
     held: frozenset[str],
+    planner: Planner,
 ) -> Report:
     """Observe again: every target whose changes all applied must now plan nothing, but for
     the BGPPeers held back for their ADC (whose error already says why)."""
     observed, observe_errors = observe(loaded, systems)
     errors.update(observe_errors)
-    remaining = plan(loaded.state, observed)
+    remaining = planner(loaded.state, observed)
     if systems.scope is not None:
         remaining = remaining.restricted(systems.scope)
     for target in planned.targets:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 
 from peeringd.core import guards, live
@@ -21,9 +20,10 @@ from peeringd.core.plan import (
     SaveChange,
 )
 
-__all__ = ["describe", "plan_text", "subject"]
+__all__ = ["describe", "plan_text", "subject", "summary"]
 
-_MARK = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-"}
+# Adoptions and releases leave the object as it is ("="): only peeringd's marks come or go.
+_MARK = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.ADOPT: "=", Action.RELEASE: "="}
 
 
 def plan_text(planned: Plan, refusals: tuple[guards.Refusal, ...], calico_group: str | None) -> str:
@@ -46,18 +46,33 @@ def _plan_lines(
         if lines:
             yield f"{title}:"
             yield from (f"  {line}" for line in lines)
-    counts = Counter(change.action for change in planned.changes)
     if not planned.changes:
         yield "No changes: live state matches the file."
     else:
-        yield (
-            f"Plan: {counts[Action.CREATE]} to add, {counts[Action.UPDATE]} to change, "
-            f"{counts[Action.DELETE]} to remove."
-        )
+        yield f"Plan: {summary(planned)}."
+
+
+def summary(planned: Plan) -> str:
+    """``3 to adopt, 1 to add, 0 to change, 0 to remove``: adoptions and releases counted apart,
+    and named only when the plan has some."""
+    counts = planned.counts()
+    words = {
+        Action.ADOPT: "to adopt",
+        Action.CREATE: "to add",
+        Action.UPDATE: "to change",
+        Action.DELETE: "to remove",
+        Action.RELEASE: "to release",
+    }
+    always = {Action.CREATE, Action.UPDATE, Action.DELETE}
+    return ", ".join(
+        f"{counts[action]} {word}" for action, word in words.items() if action in always or counts[action]
+    )
 
 
 def describe(change: Change) -> str:
     """One change in the words of the system it applies to."""
+    if change.action in (Action.ADOPT, Action.RELEASE):
+        return _marking(change)
     match change:
         case PeerChange(name=name, before=before, after=after):
             if after is None:
@@ -71,10 +86,12 @@ def describe(change: Change) -> str:
             return f"BGPConfiguration default: {_arrow(old, after.model_dump(exclude_none=True))}"
         case FeatureChange():
             return "feature BGP: off -> on"
-        case RouterChange(before=None, after=after):
-            return f"router bgp {after}"
         case RouterChange(before=before, after=after):
-            return f"router bgp {before} -> {after} (every session drops)"
+            return (
+                f"router bgp {after}"
+                if before is None
+                else f"router bgp {before} -> {after} (every session drops)"
+            )
         case NeighbourChange(address=address, before=before, after=after):
             spec = after or before
             assert spec is not None
@@ -88,6 +105,25 @@ def describe(change: Change) -> str:
         case SaveChange():
             return "save the running configuration"
     raise AssertionError(f"unknown change {change!r}")
+
+
+def _marking(change: Change) -> str:
+    """An adoption or a release: the object as it stands, and the marks that come or go."""
+    match change:
+        case PeerChange(action=Action.ADOPT, name=name, after=after) if after is not None:
+            fields = f"peerIP {after.peer_ip}, asNumber {after.as_number}"
+            return (
+                f"adopt BGPPeer {name} for {change.for_adc} ({fields}): add peeringd's label and annotations"
+            )
+        case PeerChange(action=Action.RELEASE, name=name):
+            return f"release BGPPeer {name}: remove peeringd's label and annotations"
+        case NeighbourChange(action=Action.ADOPT, address=address, after=after) if after is not None:
+            return (
+                f"adopt neighbor {address} remote-as {after.remote_as}: add description {after.description}"
+            )
+        case NeighbourChange(action=Action.RELEASE, address=address, before=before) if before is not None:
+            return f"release neighbor {address}: remove description {before.description}"
+    raise AssertionError(f"not an adoption or release: {change!r}")
 
 
 def subject(change: Change) -> str:
