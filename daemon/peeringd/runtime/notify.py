@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 __all__ = ["Notifier"]
 
@@ -30,6 +31,15 @@ class Notifier:
         if not usec or (pid and int(pid) != os.getpid()):
             return None
         return int(usec) / 2_000_000
+
+    def reloading(self) -> None:
+        """Say a re-read began: RELOADING=1 with the CLOCK_MONOTONIC time in microseconds.
+
+        Type=notify-reload (systemd 253+) holds `systemctl reload` open from this until READY=1,
+        and ignores a RELOADING=1 without a time taken after it sent the signal.
+        """
+        now = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.send(reloading="1", monotonic_usec=str(now))
 
     def send(self, **fields: str) -> None:
         """Send ``READY="1"``, ``STATUS="..."`` and the like in one datagram."""
