@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from peeringd.lab.nssim import NetScalerSimulator
 from peeringd.runtime.notify import Notifier
@@ -59,6 +60,22 @@ def test_reloading_carries_the_monotonic_time(notify: NotifySocket, monkeypatch:
     assert message["RELOADING"] == "1"
     assert sorted(message) == ["MONOTONIC_USEC", "RELOADING"]
     assert before <= int(message["MONOTONIC_USEC"]) <= after
+
+
+def test_a_socket_it_cannot_write_to_is_reported_once_and_never_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing send (here: nothing at the path) warns once for a run of failures, like sd_notify
+    it never raises: a status line must not stop a pass or a clean exit."""
+    missing = tmp_path / "gone.sock"
+    monkeypatch.setenv("NOTIFY_SOCKET", str(missing))
+    notifier = Notifier()
+    with structlog.testing.capture_logs() as logs:
+        notifier.send(status="converged")
+        notifier.send(watchdog="1")
+        notifier.send(stopping="1")
+
+    assert [(e["event"], e["socket"]) for e in logs] == [("cannot notify the service manager", str(missing))]
 
 
 def test_sighup_is_framed_by_reloading_and_ready(

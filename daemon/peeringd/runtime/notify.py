@@ -3,7 +3,10 @@
 Written here rather than taken from a library: the protocol is one datagram on
 $NOTIFY_SOCKET, the pure-Python libraries for it are unmaintained, and
 systemd-python needs libsystemd headers to build. Without $NOTIFY_SOCKET
-(not under systemd) every call does nothing.
+(not under systemd) every call does nothing. Like sd_notify(3), a send that fails
+never stops the daemon: a $NOTIFY_SOCKET it may not write to (inherited from a
+parent, or a container runtime's) is reported when sends start failing, and
+otherwise ignored.
 """
 
 from __future__ import annotations
@@ -12,7 +15,11 @@ import os
 import socket
 import time
 
+import structlog
+
 __all__ = ["Notifier"]
+
+log = structlog.get_logger("peeringd")
 
 
 class Notifier:
@@ -20,8 +27,10 @@ class Notifier:
 
     def __init__(self) -> None:
         address = os.environ.get("NOTIFY_SOCKET", "")
+        self._name = address
         # A leading "@" names a socket in the abstract namespace.
         self._address = "\0" + address[1:] if address.startswith("@") else address
+        self._failing = False
 
     @staticmethod
     def watchdog_interval() -> float | None:
@@ -46,5 +55,12 @@ class Notifier:
         if not self._address:
             return
         message = "\n".join(f"{key.upper()}={value}" for key, value in fields.items())
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.sendto(message.encode(), self._address)
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.sendto(message.encode(), self._address)
+        except OSError as error:
+            if not self._failing:
+                log.warning("cannot notify the service manager", socket=self._name, error=str(error))
+            self._failing = True
+        else:
+            self._failing = False
