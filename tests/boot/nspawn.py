@@ -12,6 +12,8 @@ killed with its PID namespace (SIGKILL to the container's PID 1 ends every proce
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -20,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BASE_ENVIRONMENT", "Container", "Run"]
+__all__ = ["BASE_ENVIRONMENT", "Container", "Run", "run_once"]
 
 # What a command started by `machinectl shell` or `docker exec` finds: nothing of this host's.
 BASE_ENVIRONMENT = {
@@ -28,6 +30,8 @@ BASE_ENVIRONMENT = {
     "LANG": "C.UTF-8",
 }
 _LEADER_TIMEOUT = 60.0
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,12 @@ class Container:
         argv += ["--boot"] if self.booted else ["--", *self.command]
         self._output = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self.process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=self._output, stderr=self._output, start_new_session=True
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._output,
+            stderr=self._output,
+            start_new_session=True,
+            preexec_fn=_stop_with_parent,  # noqa: PLW1509 - only prctl(2), no locks taken
         )
         self.leader = self._wait_for_leader()
         return self
@@ -100,6 +109,26 @@ class Container:
             time.sleep(0.05)
         raise RuntimeError(f"no container process within {_LEADER_TIMEOUT:g}s:\n{self.output()}")
 
+    def wait_until_booted(self, timeout: float) -> str:
+        """Poll `systemctl is-system-running` until boot is over: "running", or "degraded" when
+        a unit failed (which the caller may accept or not); that state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.run("systemctl", "is-system-running").stdout.strip()
+            if state in ("running", "degraded"):
+                return state
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"still {state!r} after {timeout:g}s:\n{self.output()}")
+            time.sleep(0.2)
+
+    def running(self) -> bool:
+        """True while systemd-nspawn runs; else an AssertionError with what it printed (so that
+        a poll fails at once rather than at its deadline)."""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"the container exited {self.process.returncode}:\n{self.output()}")
+        return True
+
     def output(self) -> str:
         """What systemd-nspawn and the container's console printed."""
         return self.log.read_text(errors="replace")[-5000:] if self.log.exists() else ""
@@ -110,12 +139,13 @@ class Container:
         environment: Mapping[str, str] | None = None,
         user: int | None = None,
         cwd: str = "/",
+        stdin: str | None = None,
         timeout: float = 120,
     ) -> Run:
         """Run ``argv`` inside the container (as root, or as uid and gid ``user``), with
         BASE_ENVIRONMENT plus ``environment`` and nothing of this process's."""
         assert self.leader is not None, "the container is not running"
-        # -r and -w: the container's root; --wdns: the working directory inside it.
+        # --root: the container's root directory; --wdns: the working directory inside it.
         enter = ["nsenter", f"--target={self.leader}", "--all", "--root", f"--wdns={cwd}"]
         if user is not None:
             enter += [f"--setuid={user}", f"--setgid={user}"]
@@ -123,7 +153,11 @@ class Container:
         command = [*enter, "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in variables.items()), *argv]
         started = time.monotonic()
         result = subprocess.run(
-            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
+            command,
+            input=(stdin or "").encode(),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
         )
         return Run(
             tuple(argv),
@@ -133,9 +167,17 @@ class Container:
             time.monotonic() - started,
         )
 
-    def check(self, *argv: str, **options: object) -> Run:
+    def check(
+        self,
+        *argv: str,
+        environment: Mapping[str, str] | None = None,
+        user: int | None = None,
+        cwd: str = "/",
+        stdin: str | None = None,
+        timeout: float = 120,
+    ) -> Run:
         """``run``, failing with the command's output unless it exits 0."""
-        result = self.run(*argv, **options)  # type: ignore[arg-type]
+        result = self.run(*argv, environment=environment, user=user, cwd=cwd, stdin=stdin, timeout=timeout)
         if result.returncode != 0:
             raise AssertionError(result.explain())
         return result
@@ -167,6 +209,48 @@ class Container:
         self.process.wait(30)
 
 
+def run_once(
+    root: Path, name: str, command: Sequence[str], options: Sequence[str] = (), timeout: float = 900
+) -> Run:
+    """``command`` as PID 1 of a container of ``root``, to its end (what `docker build` does
+    with a RUN line). ``name``: the machine's, unique on this host (nspawn keeps state by it)."""
+    argv = [
+        "systemd-nspawn",
+        f"--directory={root}",
+        f"--machine={name}",
+        "--register=no",
+        "--keep-unit",
+        "--console=pipe",
+        "--quiet",
+        *options,
+        "--",
+        *command,
+    ]
+    started = time.monotonic()
+    result = subprocess.run(
+        argv,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+        preexec_fn=_stop_with_parent,
+    )
+    return Run(
+        tuple(command),
+        result.returncode,
+        result.stdout.decode(errors="replace"),
+        result.stderr.decode(errors="replace"),
+        time.monotonic() - started,
+    )
+
+
+def _stop_with_parent() -> None:
+    """In systemd-nspawn before exec: SIGTERM when the test process dies, however it dies, so
+    that a killed test run still powers its container off."""
+    if _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+
+
 def _children(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -176,7 +260,5 @@ def _children(pid: int) -> list[int]:
 
 
 def _signal(pid: int, signum: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-    except ProcessLookupError:
-        pass

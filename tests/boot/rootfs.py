@@ -25,7 +25,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PACKAGES", "SUITE", "Mirror", "RootTarball", "cache_dir", "host_mirror", "remove_tree"]
+__all__ = [
+    "PACKAGES",
+    "SUITE",
+    "Mirror",
+    "RootTarball",
+    "cache_dir",
+    "cached_root",
+    "host_mirror",
+    "missing_programs",
+    "remove_tree",
+]
 
 SUITE = "bookworm"
 VARIANT = "minbase"
@@ -189,4 +199,8 @@ def missing_programs() -> list[str]:
         "nsenter": "util-linux",
         "ip": "iproute2",
     }
-    return [f"{program} (Debian package {package})" for program, package in needed.items() if not shutil.which(program)]
+    return [
+        f"{program} (Debian package {package})"
+        for program, package in needed.items()
+        if not shutil.which(program)
+    ]
