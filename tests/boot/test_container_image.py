@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import time
@@ -65,9 +66,7 @@ def build(root: Path, name: str, pip: dict[str, str]) -> Image:
             elif instruction == "ENV":
                 for assignment in shlex.split(arguments):
                     variable, _, value = assignment.partition("=")
-                    image.environment[variable] = os.path.expandvars(
-                        value.replace("$PATH", image.environment["PATH"])
-                    )
+                    image.environment[variable] = _expand(value, image.environment)
             elif instruction == "USER":
                 image.user = arguments
             elif instruction == "VOLUME":
@@ -77,6 +76,11 @@ def build(root: Path, name: str, pip: dict[str, str]) -> Image:
     for volume in image.volumes:  # Docker makes a VOLUME's mount point in the image
         (root / volume.lstrip("/")).mkdir(parents=True, exist_ok=True)
     return image
+
+
+def _expand(value: str, environment: dict[str, str]) -> str:
+    """$NAME and ${NAME} from the image's environment so far, as Docker expands ENV values."""
+    return re.sub(r"\$(?:\{(\w+)\}|(\w+))", lambda m: environment.get(m[1] or m[2], ""), value)
 
 
 def _copy(root: Path, words: list[str]) -> None:
@@ -138,10 +142,10 @@ def running(
         cleanup.callback(rootfs.remove_tree, root)
         costs["unpack"] = debian_root.unpack(root)
         building = time.monotonic()
-        image = build(root, f"peeringd-build-{workdir.name}", pip_settings(root))
+        image = build(root, f"peeringd-build-{os.getpid()}", pip_settings(root))
         costs["docker build (emulated)"] = time.monotonic() - building
 
-        namespace = cleanup.enter_context(network_namespace(f"peeringd-{workdir.name}"))
+        namespace = cleanup.enter_context(network_namespace(f"peeringd-image-{os.getpid()}"))
         lab = in_namespace(namespace, lambda: cleanup.enter_context(systems(workdir)))
         uid = int(image.user.partition(":")[0])
         state, secrets = workdir / "state", workdir / "secrets"
@@ -155,7 +159,7 @@ def running(
         starting = time.monotonic()
         container = Container(
             root,
-            f"peeringd-{workdir.name}",
+            f"peeringd-image-{os.getpid()}",
             workdir / "nspawn.log",
             # USER as Docker applies it: the ids, no other groups, HOME from the image's passwd
             # (nspawn's own --user would try to create that home). setpriv execs: tini is PID 1.

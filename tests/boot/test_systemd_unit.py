@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import re
 import socket
 import tempfile
@@ -145,7 +146,7 @@ def deployment(
         booting = time.monotonic()
         container = Container(
             root,
-            f"peeringd-{workdir.name}",
+            f"peeringd-unit-{os.getpid()}",
             workdir / "nspawn.log",
             options=[f"--bind={pip_cache}:/root/.cache/pip"],
         ).start()
