@@ -22,7 +22,7 @@ def _report(config: pytest.Config) -> dict[str, dict[str, float]]:
 
 
 @pytest.fixture(scope="session")
-def debian_root() -> rootfs.RootTarball:
+def debian_root(request: pytest.FixtureRequest) -> rootfs.RootTarball:
     """The minimal Debian 12 root's tarball (built on first use, then cached); a skip naming
     what is missing where the boot tests cannot run."""
     missing = rootfs.missing_programs()
@@ -34,7 +34,10 @@ def debian_root() -> rootfs.RootTarball:
     if missing:
         pytest.skip("the boot tests need " + "; ".join(missing))
     assert mirror is not None
-    return rootfs.cached_root(mirror, rootfs.cache_dir())
+    tarball = rootfs.cached_root(mirror, rootfs.cache_dir())
+    step = "debootstrap and tarball" if tarball.build_seconds else "taken from the cache"
+    _report(request.config)["debian 12 root costs"] = {step: tarball.build_seconds}
+    return tarball
 
 
 @pytest.fixture(scope="module")

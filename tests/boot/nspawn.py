@@ -137,18 +137,18 @@ class Container:
         self,
         *argv: str,
         environment: Mapping[str, str] | None = None,
-        user: int | None = None,
+        user: tuple[int, int] | None = None,
         cwd: str = "/",
         stdin: str | None = None,
         timeout: float = 120,
     ) -> Run:
-        """Run ``argv`` inside the container (as root, or as uid and gid ``user``), with
+        """Run ``argv`` inside the container (as root, or as ``user``: uid and gid), with
         BASE_ENVIRONMENT plus ``environment`` and nothing of this process's."""
         assert self.leader is not None, "the container is not running"
         # --root: the container's root directory; --wdns: the working directory inside it.
         enter = ["nsenter", f"--target={self.leader}", "--all", "--root", f"--wdns={cwd}"]
         if user is not None:
-            enter += [f"--setuid={user}", f"--setgid={user}"]
+            enter += [f"--setuid={user[0]}", f"--setgid={user[1]}"]
         variables = {**BASE_ENVIRONMENT, **(environment or {})}
         command = [*enter, "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in variables.items()), *argv]
         started = time.monotonic()
@@ -171,7 +171,7 @@ class Container:
         self,
         *argv: str,
         environment: Mapping[str, str] | None = None,
-        user: int | None = None,
+        user: tuple[int, int] | None = None,
         cwd: str = "/",
         stdin: str | None = None,
         timeout: float = 120,

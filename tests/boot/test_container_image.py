@@ -51,6 +51,24 @@ class Image:
     entrypoint: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
 
+    @property
+    def uid(self) -> int:
+        return int(self.user.partition(":")[0])
+
+    @property
+    def gid(self) -> int:
+        """USER's group, else the user's id (what the Dockerfile's useradd makes it)."""
+        return int(self.user.partition(":")[2] or self.uid)
+
+    @property
+    def home(self) -> str:
+        """The USER's home in the image's /etc/passwd, which Docker sets as HOME (else "/")."""
+        for line in (self.root / "etc/passwd").read_text().splitlines():
+            fields = line.split(":")
+            if fields[2] == str(self.uid):
+                return fields[5]
+        return "/"
+
 
 def build(root: Path, name: str, pip: dict[str, str]) -> Image:
     """Carry out the Dockerfile's stages on ``root``, one root standing in for every stage."""
@@ -101,15 +119,6 @@ def _copy(root: Path, words: list[str]) -> None:
             shutil.copy2(REPO / source, target / Path(source).name)
 
 
-def _home(root: Path, uid: int) -> str:
-    """The home of ``uid`` in the image's /etc/passwd, as Docker sets HOME (else "/")."""
-    for line in (root / "etc/passwd").read_text().splitlines():
-        fields = line.split(":")
-        if fields[2] == str(uid):
-            return fields[5]
-    return "/"
-
-
 @dataclass
 class Running:
     """The image's container and what it talks to."""
@@ -117,10 +126,6 @@ class Running:
     image: Image
     container: Container
     systems: Systems
-
-    @property
-    def uid(self) -> int:
-        return int(self.image.user.partition(":")[0])
 
     def daemon_pid(self) -> int:
         """The process tini started: the daemon, as this host numbers it."""
@@ -135,7 +140,6 @@ def running(
     debian_root: rootfs.RootTarball, costs: dict[str, float], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Running]:
     """Build, then run the ENTRYPOINT until its converged first pass; remove it all afterwards."""
-    costs["debootstrap" if debian_root.build_seconds else "cached root"] = debian_root.build_seconds
     workdir = tmp_path_factory.mktemp("boot-image")
     root = workdir / "root"
     with contextlib.ExitStack() as cleanup:
@@ -147,13 +151,12 @@ def running(
 
         namespace = cleanup.enter_context(network_namespace(f"peeringd-image-{os.getpid()}"))
         lab = in_namespace(namespace, lambda: cleanup.enter_context(systems(workdir)))
-        uid = int(image.user.partition(":")[0])
         state, secrets = workdir / "state", workdir / "secrets"
         state.mkdir()
         (state / "peering.yaml").write_text(lab.state_text(SECRETS, interval="60s"))
         lab.write_secrets(secrets)
         for secret in [secrets, *secrets.iterdir()]:  # what a Kubernetes Secret with fsGroup gives
-            os.chown(secret, uid, uid)
+            os.chown(secret, image.uid, image.gid)
             secret.chmod(0o500 if secret.is_dir() else 0o400)
 
         starting = time.monotonic()
@@ -165,8 +168,8 @@ def running(
             # (nspawn's own --user would try to create that home). setpriv execs: tini is PID 1.
             command=[
                 "setpriv",
-                f"--reuid={uid}",
-                f"--regid={uid}",
+                f"--reuid={image.uid}",
+                f"--regid={image.gid}",
                 "--clear-groups",
                 "--",
                 *image.entrypoint,
@@ -181,7 +184,7 @@ def running(
                 "--kill-signal=SIGTERM",  # docker stop: SIGTERM to PID 1
                 f"--bind-ro={state}:/etc/peeringd",
                 f"--bind-ro={secrets}:{SECRETS}",
-                f"--setenv=HOME={_home(root, uid)}",
+                f"--setenv=HOME={image.home}",
                 "--setenv=NOTIFY_SOCKET=",  # nspawn's own, for its payload; Docker sets none
                 *(f"--setenv={k}={v}" for k, v in image.environment.items()),
             ],
@@ -220,7 +223,10 @@ def test_tini_is_pid_1_and_the_daemon_runs_as_the_image_user(running: Running) -
 
 def test_the_healthcheck_passes_once_converged(running: Running) -> None:
     """The HEALTHCHECK command, run inside as the image's user, exits 0 after the first pass."""
-    check = running.container.run(*healthcheck(), user=running.uid, environment=running.image.environment)
+    environment = {**running.image.environment, "HOME": running.image.home}  # as `docker exec` sets it
+    check = running.container.run(
+        *healthcheck(), user=(running.image.uid, running.image.gid), environment=environment
+    )
 
     assert check.returncode == 0, check.explain()
     assert running.systems.neighbours() == sorted(NODES.values())
@@ -244,7 +250,7 @@ def test_nothing_is_written_outside_tmp(running: Running) -> None:
         point: [
             found
             for found in running.container.check(
-                "find", point, "-xdev", "-uid", str(running.uid)
+                "find", point, "-xdev", "-uid", str(running.image.uid)
             ).stdout.split()
             if found not in points
         ]

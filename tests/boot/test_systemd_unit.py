@@ -126,7 +126,6 @@ def deployment(
     debian_root: rootfs.RootTarball, costs: dict[str, float], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
     """Boot, install as README says, `systemctl enable --now`; power off and remove afterwards."""
-    costs["debootstrap" if debian_root.build_seconds else "cached root"] = debian_root.build_seconds
     workdir = tmp_path_factory.mktemp("boot-unit")
     root = workdir / "root"
     pip_cache = rootfs.cache_dir() / "pip"
@@ -141,7 +140,7 @@ def deployment(
         # The operator's state file and secrets, where README's commands take them from.
         (clone / "state" / "peering.yaml").write_text(running.state_text(CREDENTIALS, interval="60s"))
         running.write_secrets(clone)
-        pip = pip_settings(root)
+        shell = {"HOME": "/root", **pip_settings(root)}  # an operator's root shell
 
         booting = time.monotonic()
         container = Container(
@@ -157,9 +156,9 @@ def deployment(
         *install, enable = readme_shell_blocks()
         installing = time.monotonic()
         for block in install:
-            container.check("sh", "-e", "-x", "-c", block, cwd=CLONE, environment=pip, timeout=600)
+            container.check("sh", "-e", "-x", "-c", block, cwd=CLONE, environment=shell, timeout=600)
         costs["install (README)"] = time.monotonic() - installing
-        enabled = container.run("sh", "-e", "-x", "-c", enable, cwd=CLONE, timeout=300)
+        enabled = container.run("sh", "-e", "-x", "-c", enable, cwd=CLONE, environment=shell, timeout=300)
         costs["enable --now"] = enabled.seconds
         checking = time.monotonic()
         yield Deployment(container, running, enabled)
