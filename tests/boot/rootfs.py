@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -108,12 +109,11 @@ def _source_entries(sources: Path) -> Iterator[dict[str, str]]:
                 yield fields
         elif path.name == "sources.list" or path.suffix == ".list":
             for line in text.splitlines():
-                words = line.split("#", 1)[0].split()
-                options = [word for word in words[1:] if word.startswith("[")]
-                rest = [word for word in words[1:] if not word.startswith("[") and not word.endswith("]")]
-                if words and rest:
-                    signed = [o.strip("[]").partition("=")[2] for o in options if "signed-by" in o]
-                    yield {"types": words[0], "uris": rest[0], "signed-by": signed[0] if signed else ""}
+                # deb [option=value ...] uri suite [component ...]
+                entry = re.match(r"\s*(deb|deb-src)\s+(?:\[([^\]]*)\]\s+)?(\S+)", line)
+                if entry:
+                    options = dict(option.partition("=")[::2] for option in (entry[2] or "").split())
+                    yield {"types": entry[1], "uris": entry[3], "signed-by": options.get("signed-by", "")}
 
 
 def cached_root(mirror: Mirror, cache: Path) -> RootTarball:
