@@ -7,7 +7,6 @@ and the Dockerfile's health check, port and user agree with its entry point.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import shutil
@@ -23,12 +22,19 @@ import click
 import pytest
 
 from peeringd.runtime import cli
+from tests.shipped import (
+    CREDENTIALS,
+    DOCKERFILE,
+    UNIT,
+    entrypoint,
+    exec_start,
+    healthcheck,
+    instruction,
+    metrics_port,
+    unit_values,
+)
 from tests.support import REPO
 
-UNIT = REPO / "systemd" / "peeringd.service"
-DOCKERFILE = REPO / "Dockerfile"
-# What `%d` in the unit stands for: the service's credentials directory.
-CREDENTIALS = "/run/credentials/peeringd.service"
 # The unit's exposure as systemd 252 (Debian 12) scores it, "OK"; lower is better.
 MAX_EXPOSURE = 1.1
 # What it leaves exposed, each for a reason: the daemon connects out and listens (network, address families);
@@ -50,56 +56,10 @@ needs_systemd_analyze = pytest.mark.skipif(
 )
 
 
-def unit_values(key: str) -> list[str]:
-    """Every value of ``key`` in the unit, continuation lines joined."""
-    text = UNIT.read_text().replace("\\\n", " ")
-    lines = (line.strip() for line in text.splitlines())
-    pairs = (line.partition("=") for line in lines if line and line[0] not in "#;[")
-    return [value.strip() for name, _, value in pairs if name.strip() == key]
-
-
-def exec_start() -> list[str]:
-    (command,) = unit_values("ExecStart")
-    argv = shlex.split(command.replace("%d", CREDENTIALS))
-    assert not [word for word in argv if "%" in word], "a specifier this test does not expand"
-    return argv
-
-
-def final_stage() -> list[tuple[str, str]]:
-    """The Dockerfile's instructions after its last FROM, as (INSTRUCTION, arguments)."""
-    text = DOCKERFILE.read_text().replace("\\\n", " ")
-    lines = (line.strip() for line in text.splitlines())
-    instructions = [tuple(line.split(None, 1)) for line in lines if line and not line.startswith("#")]
-    last_from = max(i for i, (name, _) in enumerate(instructions) if name.upper() == "FROM")
-    return [(name.upper(), arguments) for name, arguments in instructions[last_from + 1 :]]
-
-
-def instruction(name: str) -> str:
-    """The arguments of the final stage's last ``name`` instruction (the one in effect)."""
-    found = [arguments for instruction_name, arguments in final_stage() if instruction_name == name]
-    assert found, f"the final stage has no {name}"
-    return found[-1]
-
-
-def entrypoint() -> list[str]:
-    argv: list[str] = json.loads(instruction("ENTRYPOINT"))
-    return argv[argv.index("peeringd") :]
-
-
-def healthcheck() -> list[str]:
-    _, _, command = instruction("HEALTHCHECK").partition(" CMD ")
-    argv: list[str] = json.loads(command)
-    return argv
-
-
 def healthcheck_url() -> str:
     urls = re.findall(r"http://[^'\"\s]+", " ".join(healthcheck()))
     assert len(urls) == 1, healthcheck()
     return str(urls[0])
-
-
-def metrics_port(argv: list[str]) -> int:
-    return int(argv[argv.index("--metrics-address") + 1].rpartition(":")[2])
 
 
 COMMAND_LINES: dict[str, Callable[[], list[str]]] = {"systemd": exec_start, "docker": entrypoint}
@@ -201,6 +161,15 @@ def test_unit_takes_its_kubeconfig_from_the_credentials_it_loads() -> None:
 
     assert kubeconfig.parent == Path(CREDENTIALS)
     assert kubeconfig.name in loaded
+
+
+def test_unit_sets_the_home_a_dynamic_user_lacks() -> None:
+    """HOME=/ (what libnss-systemd reports for a dynamic user), so no host depends on that package."""
+    assignments = [word for value in unit_values("Environment") for word in shlex.split(value)]
+    homes = [word.partition("=")[2] for word in assignments if word.startswith("HOME=")]
+
+    assert unit_values("DynamicUser") == ["yes"]
+    assert homes == ["/"]
 
 
 def test_healthcheck_and_exposed_port_follow_the_metrics_address() -> None:

@@ -325,9 +325,14 @@ class Daemon:
             self._metrics.stale.set(0)
 
     def _reload(self) -> None:
-        self._notify.send(reloading="1", monotonic_usec=str(time.monotonic_ns() // 1000))
+        # RELOADING=1 ... READY=1 frames the re-read, so that systemd's reload (Type=notify-reload)
+        # ends when the new state is in use. Before the first pass READY=1 would say "started".
+        framed = self._ready
+        if framed:
+            self._notify.reloading()
         self._file_changed()
-        self._notify.send(ready="1")
+        if framed:
+            self._notify.send(ready="1")
         self.ask_for_pass("SIGHUP")
 
     def _start_node_watch(self) -> NodeWatcher | None:
