@@ -22,7 +22,7 @@ import asyncssh
 
 from peeringd.lab.nssim import faults, shell, vtysh, zebos
 from peeringd.lab.nssim.device import BgpSession, Device, DeviceConfig
-from peeringd.lab.nssim.profile import DeviceProfile
+from peeringd.lab.nssim.profile import DeviceProfile, HaRole
 
 __all__ = [
     "JournalEntry",
@@ -249,6 +249,12 @@ class NetScalerSimulator:
         with self._lock:
             self._device.reboot()
         self.disconnect_all()
+
+    def set_ha_role(self, role: HaRole) -> None:
+        """Change this node's HA role, as a failover does, without ending any session."""
+        with self._lock:
+            self.profile = dataclasses.replace(self.profile, ha_role=role)
+            self._device.profile = self.profile
 
     def set_bgp_session(self, address: str, state: str = "Established", prefixes: int = 0) -> None:
         """What `show ip bgp summary` reports for the neighbour at `address`."""
