@@ -13,6 +13,7 @@ line is produced.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -328,6 +329,7 @@ def _description(spec: NeighbourSpec) -> str:
     return spec.description
 
 
+@functools.lru_cache(maxsize=16384)  # the same thousands of addresses, every pass
 def _ipv4(text: str) -> ipaddress.IPv4Address | None:
     try:
         return ipaddress.IPv4Address(text)
