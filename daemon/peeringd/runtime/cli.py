@@ -180,6 +180,8 @@ def apply(
         result = reconcile.reconcile(
             loaded, systems, apply=True, confirm=confirm, revision=source.git_revision(state_file)
         )
+        if systems.calico is not None and "calico" not in dict(result.errors):
+            _remove_expired(systems, loaded)
     _print_report(result, output)
     exits = {
         reconcile.Outcome.CONVERGED: EXIT_OK,
@@ -261,18 +263,60 @@ def snapshot(state_file: Path, kubeconfig: Path | None, context: str | None, onl
         sys.exit(EXIT_ERROR)
 
 
+def _duration(_: click.Context, __: click.Parameter, value: str) -> float:
+    """Seconds of ``30s``, ``15m``, ``2h`` or a bare number of seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = value.strip().lower()
+    number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
+    try:
+        seconds = float(number) * unit
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration such as 30s, 15m or 2h") from None
+    if seconds < 0:
+        raise click.BadParameter(f"{value!r} is negative")
+    return seconds
+
+
 @main.command()
 @_STATE_FILE
 @_KUBECONFIG
 @_CONTEXT
 @_OUTPUT
-def status(state_file: Path, kubeconfig: Path | None, context: str | None, output: str) -> None:
-    """Every desired BGP session from both ends: exit 0 all Established, 4 otherwise, 1 error."""
+@click.option(
+    "--keep",
+    default="15m",
+    show_default=True,
+    callback=_duration,
+    help="How long the CalicoNodeStatus objects it creates stay, so that later calls answer "
+    "at once (then the daemon, `apply` or a later `status` removes them); 0 removes them now.",
+)
+@click.option(
+    "--update-period",
+    type=click.IntRange(1, 86400),
+    help="calico-node's report period for the objects it creates, in seconds; default one the "
+    "cluster can carry (10 s, or longer from 100 nodes up, at most 300 s).",
+)
+def status(
+    state_file: Path,
+    kubeconfig: Path | None,
+    context: str | None,
+    output: str,
+    keep: float,
+    update_period: int | None,
+) -> None:
+    """Every desired BGP session from both ends: exit 0 all Established, 4 otherwise, 1 error.
+
+    calico-node's end comes from CalicoNodeStatus objects, created where missing; the first
+    call waits for calico-node's first report (at most the update period plus 2 s).
+    """
+    from datetime import timedelta
+
     from peeringd.runtime import sessions
 
     loaded = _load(state_file)
+    options = sessions.StatusOptions(keep=timedelta(seconds=keep), period=update_period)
     with _connect(loaded, kubeconfig, context, None) as systems:
-        rows, errors = sessions.collect(loaded, systems)
+        rows, errors = sessions.collect(loaded, systems, options)
         calico_api = (
             f"calico: {systems.calico.api_group} at {systems.calico.server}"
             if systems.calico is not None and "calico" not in errors
@@ -297,6 +341,17 @@ def rbac() -> None:
     from peeringd.adapters import calico
 
     click.echo(calico.rbac_manifest(), nl=False)
+
+
+def _remove_expired(systems: reconcile.Systems, loaded: LoadedState) -> None:
+    """What `peeringd status` left behind and no longer needs; a failure only warns."""
+    from peeringd.runtime import sessions
+
+    assert systems.calico is not None
+    try:
+        sessions.remove_expired(systems.calico, loaded.state.cluster.name)
+    except PeeringdError as error:
+        click.echo(f"warning: expired CalicoNodeStatus objects not removed: {error}", err=True)
 
 
 def _ask(planned: planning.Plan, refusals: tuple[guards.Refusal, ...]) -> bool:

@@ -6,6 +6,13 @@ request that arrives during a pass makes it run again right after. A failed
 pass is retried with capped exponential backoff. A state file that stops
 loading leaves the last good state in use, loudly. SIGTERM and SIGINT let the
 pass in flight finish (an ADC is never left mid-configuration), then exit 0.
+
+The daemon's load on the API server does not grow with the cluster: the Nodes
+come from a watched cache (no LIST while the watch is open), a pass that
+changes nothing makes three requests and no write, and it creates no
+CalicoNodeStatus (``peeringd_bgp_session_up`` is the ADC's view: it sees every
+session). Every few minutes it removes the CalicoNodeStatus objects that
+``peeringd status`` created and that expired (one LIST when there are none).
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from peeringd.runtime import reconcile, sessions
 from peeringd.runtime.metrics import Metrics
 from peeringd.runtime.notify import Notifier
 from peeringd.runtime.source import StateSource
-from peeringd.runtime.watch import FileWatcher, NodeWatcher
+from peeringd.runtime.watch import FileWatcher, NodeCache
 
 __all__ = ["Daemon", "Options", "default_lock_file"]
 
@@ -43,6 +50,9 @@ log = structlog.get_logger("peeringd")
 
 _JOB = "reconcile"
 _BACKOFF_START = 2.0
+# How often the CalicoNodeStatus objects `peeringd status` left behind are looked at
+# (one LIST of peeringd's): they live for minutes, so minutes late is soon enough.
+_SWEEP_SECONDS = 300
 # A pass running longer than this is stuck: stop feeding systemd's watchdog.
 _STUCK_AFTER = 600.0
 
@@ -84,8 +94,13 @@ class Daemon:
         self._ready = False
         self._systems: reconcile.Systems | None = None
         self._systems_for: str | None = None  # the connection settings the systems were built for
+        self._nodes: NodeCache | None = None
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(1), "watchdog": ThreadPoolExecutor(1)},
+            executors={
+                "default": ThreadPoolExecutor(1),
+                "watchdog": ThreadPoolExecutor(1),
+                "housekeeping": ThreadPoolExecutor(1),
+            },
             timezone=UTC,
         )
 
@@ -110,7 +125,6 @@ class Daemon:
         stop_metrics = self._start_metrics()
         files = FileWatcher(self._options.state_file, self._file_changed)
         files.start()
-        nodes = self._start_node_watch()
         self._install_signals()
         self._scheduler.add_job(
             self._pass,
@@ -119,6 +133,13 @@ class Daemon:
             max_instances=1,
             coalesce=True,
             next_run_time=datetime.now(UTC),
+        )
+        self._scheduler.add_job(
+            self._sweep,
+            IntervalTrigger(seconds=_SWEEP_SECONDS),
+            executor="housekeeping",
+            id="sweep",
+            next_run_time=datetime.now(UTC) + timedelta(seconds=10),
         )
         if (every := self._notify.watchdog_interval()) is not None:
             self._scheduler.add_job(
@@ -130,11 +151,8 @@ class Daemon:
         log.info("stopping: letting the pass in flight finish")
         self._notify.send(stopping="1", status="stopping")
         files.stop()
-        if nodes is not None:
-            nodes.stop()
         self._scheduler.shutdown(wait=True)
-        if self._systems is not None:
-            self._systems.close()
+        self._close_systems()
         if stop_metrics is not None:
             stop_metrics()
         log.info("stopped")
@@ -183,10 +201,14 @@ class Daemon:
             self._after_failure(str(error))
             return
         result = reconcile.reconcile(loaded, systems, revision=self._source.revision)
-        self._metrics.record(result, time.monotonic() - started)
-        self._record_sessions(loaded, systems, result)
+        seconds = time.monotonic() - started
+        self._metrics.record(result, seconds)
+        if result.observed.calico is not None:
+            rows = status.rows(loaded.state, result.observed.calico, result.observed.adcs)
+            self._metrics.sessions(rows)
         log.info(
             "pass done",
+            seconds=round(seconds, 3),
             outcome=str(result.outcome),
             changes=len(result.planned.changes),
             applied=len(result.applied),
@@ -210,33 +232,49 @@ class Daemon:
             self._ready = True
             self._notify.send(ready="1")
 
-    def _record_sessions(
-        self, loaded: LoadedState, systems: reconcile.Systems, result: reconcile.Report
-    ) -> None:
-        """Both ends of every desired session, for peeringd_bgp_session_up."""
-        calico = result.observed.calico
-        if calico is None:
-            return
-        try:
-            statuses = sessions.node_statuses(loaded.state, calico, systems)
-        except PeeringdError as error:
-            log.warning("no calico-node status", error=str(error))
-            return
-        self._metrics.sessions(status.rows(loaded.state, calico, statuses, result.observed.adcs))
-
     def _systems_for_state(self, loaded: LoadedState) -> reconcile.Systems:
         """The connections, rebuilt only when what they connect to or with changed: a login to
         an ADC takes seconds, and most edits change only what is configured."""
         key = _connection_key(loaded)
         if self._systems is None or self._systems_for != key:
-            if self._systems is not None:
-                self._systems.close()
-                self._systems = None
+            self._close_systems()
+            context = self._options.context or loaded.state.cluster.kubeconfig_context
+            self._nodes = self._start_node_cache(context)
             self._systems = reconcile.Systems.connect(
-                loaded, kubeconfig=self._options.kubeconfig, context=self._options.context
+                loaded, kubeconfig=self._options.kubeconfig, context=context, nodes=self._nodes
             )
             self._systems_for = key
         return self._systems
+
+    def _close_systems(self) -> None:
+        if self._nodes is not None:
+            self._nodes.stop()
+            self._nodes = None
+        if self._systems is not None:
+            self._systems.close()
+            self._systems = None
+
+    def _start_node_cache(self, context: str | None) -> NodeCache | None:
+        """The watched Nodes, on a connection of their own (a watch holds one open)."""
+        try:
+            calico = Calico.connect(self._options.kubeconfig, context)
+        except PeeringdError as error:
+            log.error("no node watch", error=str(error))
+            return None
+        cache = NodeCache(calico, lambda: self._current().state.cluster.nodes.selector, self.ask_for_pass)
+        cache.start()
+        return cache
+
+    def _sweep(self) -> None:
+        """Remove the CalicoNodeStatus objects ``peeringd status`` made whose retention ended
+        (and those an earlier peeringd made for every node): they cost calico-node's writes."""
+        systems = self._systems
+        if systems is None or systems.calico is None:
+            return
+        try:
+            sessions.remove_expired(systems.calico, self._current().state.cluster.name)
+        except PeeringdError as error:
+            log.warning("expired CalicoNodeStatus objects not removed", error=str(error))
 
     def _after_failure(self, reason: str) -> None:
         self._failures += 1
@@ -274,16 +312,6 @@ class Daemon:
         self._file_changed()
         self._notify.send(ready="1")
         self.ask_for_pass("SIGHUP")
-
-    def _start_node_watch(self) -> NodeWatcher | None:
-        try:
-            calico = Calico.connect(self._options.kubeconfig, self._options.context)
-        except PeeringdError as error:
-            log.error("no node watch", error=str(error))
-            return None
-        watcher = NodeWatcher(calico, lambda: self._current().state.cluster.nodes.selector, self.ask_for_pass)
-        watcher.start()
-        return watcher
 
     def _start_metrics(self) -> Callable[[], None] | None:
         if self._options.metrics_address is None:

@@ -67,10 +67,11 @@ class Metrics:
         )
         self.session_up = Gauge(
             "peeringd_bgp_session_up",
-            "1 when both the ADC and calico-node report the session Established.",
+            "1 when the ADC reports the session with the node Established.",
             ["adc", "neighbor", "node"],
             registry=self.registry,
         )
+        self._sessions: set[tuple[str, str, str]] = set()
         for result in ("converged", "drift", "refused", "failed"):
             self.passes.labels(result)
 
@@ -86,9 +87,12 @@ class Metrics:
 
     def sessions(self, rows: Iterable[status.Row]) -> None:
         """One series per desired session; sessions no longer desired disappear."""
-        self.session_up.clear()
-        for row in rows:
-            self.session_up.labels(row.adc, str(row.address), row.node).set(row.verdict == "established")
+        current = {(row.adc, str(row.address), row.node): row.verdict == "established" for row in rows}
+        for labels in self._sessions - current.keys():
+            self.session_up.remove(*labels)
+        for labels, up in current.items():
+            self.session_up.labels(*labels).set(up)
+        self._sessions = set(current)
 
     def desired_state(self, sha256: str, revision: str | None) -> None:
         self.state_info.clear()
