@@ -95,7 +95,6 @@ class Calico:
 
     def __init__(self, api: kubernetes.client.ApiClient) -> None:
         self._api = api
-        self._core = kubernetes.client.CoreV1Api(api)
         self._custom = kubernetes.client.CustomObjectsApi(api)
         self._group: str | None = None
 
@@ -178,15 +177,8 @@ class Calico:
 
     def list_nodes(self, selector: str = "") -> tuple[tuple[live.Node, ...], str]:
         """The Nodes ``selector`` selects, and the list's resourceVersion to watch from."""
-        document = self._call(
-            "list",
-            "nodes",
-            lambda: self._raw(
-                self._core.list_node(
-                    label_selector=selector or None, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-                )
-            ),
-        )
+        query = [("labelSelector", selector)] if selector else []
+        document = self._call("list", "nodes", lambda: self._raw(self._get_nodes(query, REQUEST_TIMEOUT)))
         nodes = tuple(_node(item) for item in document["items"])
         return nodes, str(document["metadata"].get("resourceVersion", ""))
 
@@ -199,21 +191,33 @@ class Calico:
         until the server ends it, after ``timeout_seconds``. A resourceVersion too old for the
         server raises CalicoConflict while iterating, meaning: list again.
         """
-        response = self._call(
-            "watch",
-            "nodes",
-            lambda: self._core.list_node(
-                label_selector=selector or None,
-                watch=True,
-                resource_version=resource_version,
-                allow_watch_bookmarks=True,
-                timeout_seconds=timeout_seconds,
-                _preload_content=False,
-                # A silent connection longer than the watch itself is a dead one.
-                _request_timeout=(REQUEST_TIMEOUT[0], timeout_seconds + REQUEST_TIMEOUT[1]),
-            ),
-        )
+        query = [("labelSelector", selector)] if selector else []
+        query += [
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(timeout_seconds)),
+        ]
+        # A silent connection longer than the watch itself is a dead one.
+        timeout = (REQUEST_TIMEOUT[0], timeout_seconds + REQUEST_TIMEOUT[1])
+        response = self._call("watch", "nodes", lambda: self._get_nodes(query, timeout))
         return self._node_events(response)
+
+    def _get_nodes(self, query: list[tuple[str, str]], timeout: tuple[float, float]) -> Any:
+        """GET /api/v1/nodes through the client's ApiClient, the body unread. CoreV1Api would
+        import its 250 model classes (20 MB of a daemon's memory) for JSON read as it is."""
+        request = self._api.param_serialize(
+            method="GET",
+            resource_path="/api/v1/nodes",
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = self._api.call_api(*request, _request_timeout=timeout)
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return response.response
 
     def _node_events(self, response: Any) -> Iterator[NodeEvent]:
         try:
