@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import gc
 import ipaddress
+import os
 import sys
 import tempfile
 import time
@@ -16,9 +17,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["arguments_parser", "measure_sizes", "node_address", "table", "timed", "verdict"]
+__all__ = [
+    "arguments_parser",
+    "cpu_seconds",
+    "measure_sizes",
+    "memory_mib",
+    "node_address",
+    "table",
+    "timed",
+    "verdict",
+]
 
 DEFAULT_SIZES = (10, 1000, 5000)
+KIB_PER_MIB = 1024
 
 _T = TypeVar("_T")
 
@@ -80,3 +91,19 @@ def verdict(problems: Sequence[str]) -> int:
     for problem in problems:
         print(f"GROWS WHERE IT SHOULD NOT: {problem}")
     return 1 if problems else 0
+
+
+def memory_mib(pid: int, field: str) -> float:
+    """A ``Vm*`` line of /proc/<pid>/status (in kB) as MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name == field:
+            return int(value.split()[0]) / KIB_PER_MIB
+    raise LookupError(f"{field} not in /proc/{pid}/status")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of /proc/<pid>/stat: the process's CPU time so far, every thread's."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # The fields after the command name start at the third, state; utime and stime are 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

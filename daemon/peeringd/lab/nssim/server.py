@@ -218,6 +218,13 @@ class NetScalerSimulator:
         with self._lock:
             return self._device.running.copy()
 
+    def neighbor_addresses(self) -> frozenset[str]:
+        """The addresses of the running router's neighbours, without copying the whole config
+        (a benchmark polls it while thousands of neighbours are configured)."""
+        with self._lock:
+            router = self._device.running.zebos.bgp
+            return frozenset(router.neighbors) if router is not None else frozenset()
+
     def saved(self) -> DeviceConfig:
         """A copy of the saved config (what `save ns config` / `write` stored)."""
         with self._lock:
