@@ -245,15 +245,18 @@ def _steps(changes: tuple[Change, ...], dialect: Dialect, router_as: int | None)
 
 def unmet(changes: tuple[Change, ...], running: RunningConfig) -> tuple[Change, ...]:
     """The changes ``running`` does not show: what a device accepted but did not do."""
-    return tuple(change for change in changes if not _holds(change, running))
+    neighbours = {neighbour.address: neighbour for neighbour in running.neighbours}
+    return tuple(change for change in changes if not _holds(change, running, neighbours))
 
 
-def _holds(change: Change, running: RunningConfig) -> bool:
+def _holds(
+    change: Change, running: RunningConfig, neighbours: dict[ipaddress.IPv4Address, live.Neighbour]
+) -> bool:
     match change:
         case RouterChange(after=after):
             return running.router_as == after
         case NeighbourChange(address=address, after=after):
-            found = next((n for n in running.neighbours if n.address == address), None)
+            found = neighbours.get(address)
             if after is None:
                 return found is None
             return found is not None and (found.remote_as, found.description) == (
