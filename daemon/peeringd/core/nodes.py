@@ -11,8 +11,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Iterable
-
-from pydantic import BaseModel, ConfigDict
+from dataclasses import dataclass
 
 from peeringd.core import asn, live
 
@@ -22,10 +21,12 @@ IPV4_ADDRESS_ANNOTATION = "projectcalico.org/IPv4Address"
 AS_NUMBER_ANNOTATION = "projectcalico.org/ASNumber"
 
 
-class Speaker(BaseModel):
-    """A node as a BGP speaker: the address and AS it peers from."""
+@dataclass(frozen=True, slots=True)
+class Speaker:
+    """A node as a BGP speaker: the address and AS it peers from.
 
-    model_config = ConfigDict(frozen=True)
+    A plain dataclass, not a model: a pass makes one per node, from values already checked.
+    """
 
     node: str
     address: ipaddress.IPv4Address
