@@ -68,6 +68,16 @@ def test_observe_with_nodes_known_lists_no_node(cluster: Cluster, connected: cal
     ]
 
 
+def test_nodes_listed_in_pages_are_one_list(cluster: Cluster, connected: calico.Calico) -> None:
+    """The daemon's cache lists in pages, never holding all of a large list's JSON at once."""
+    cluster.server.clear_journal()
+    nodes, version = connected.list_nodes(page=2)
+
+    assert [node.name for node in nodes] == ["node-1", "node-2", "node-3"]
+    assert version == connected.list_nodes()[1]
+    assert [e.query.get("limit") for e in cluster.server.journal if e.resource == "nodes"][:2] == ["2", "2"]
+
+
 def test_a_node_watch_yields_what_changed_after_the_list(cluster: Cluster, connected: calico.Calico) -> None:
     _, version = connected.list_nodes()
     cluster.add_node("node-4", "10.0.0.14")

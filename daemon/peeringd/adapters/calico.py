@@ -175,12 +175,24 @@ class Calico:
             pools=tuple(_pool(item) for item in pools),
         )
 
-    def list_nodes(self, selector: str = "") -> tuple[tuple[live.Node, ...], str]:
-        """The Nodes ``selector`` selects, and the list's resourceVersion to watch from."""
-        query = [("labelSelector", selector)] if selector else []
-        document = self._call("list", "nodes", lambda: self._raw(self._get_nodes(query, REQUEST_TIMEOUT)))
-        nodes = tuple(_node(item) for item in document["items"])
-        return nodes, str(document["metadata"].get("resourceVersion", ""))
+    def list_nodes(self, selector: str = "", *, page: int | None = None) -> tuple[tuple[live.Node, ...], str]:
+        """The Nodes ``selector`` selects, and the list's resourceVersion to watch from.
+
+        With ``page``, in pages of that many Nodes (one consistent list, as client-go's
+        informers read it): a long-lived process then never holds the whole list's JSON at
+        once, whose peak it would otherwise keep as its size.
+        """
+        base = [("labelSelector", selector)] if selector else []
+        nodes: list[live.Node] = []
+        token = ""
+        while True:
+            query = base + ([("limit", str(page))] if page else []) + ([("continue", token)] if token else [])
+            document = self._call("list", "nodes", functools.partial(self._node_page, query))
+            nodes += (_node(item) for item in document["items"])
+            metadata = document["metadata"]
+            token = metadata.get("continue") or ""
+            if not token:
+                return tuple(nodes), str(metadata.get("resourceVersion", ""))
 
     def watch_nodes(
         self, selector: str, resource_version: str, *, timeout_seconds: int = 300
@@ -202,6 +214,9 @@ class Calico:
         timeout = (REQUEST_TIMEOUT[0], timeout_seconds + REQUEST_TIMEOUT[1])
         response = self._call("watch", "nodes", lambda: self._get_nodes(query, timeout))
         return self._node_events(response)
+
+    def _node_page(self, query: list[tuple[str, str]]) -> Any:
+        return self._raw(self._get_nodes(query, REQUEST_TIMEOUT))
 
     def _get_nodes(self, query: list[tuple[str, str]], timeout: tuple[float, float]) -> Any:
         """GET /api/v1/nodes through the client's ApiClient, the body unread. CoreV1Api would

@@ -27,6 +27,10 @@ __all__ = ["FileWatcher", "NodeCache"]
 
 log = structlog.get_logger("peeringd")
 
+# Nodes a page when the cache lists them, as client-go's informers do: the whole list's
+# JSON at once (some 15 MB at 5,000 nodes) would set the daemon's size for good.
+_PAGE = 500
+
 # Vim's swap and probe files, Emacs' lock and backup files.
 _SCRATCH_SUFFIXES = (".swp", ".swx", ".swpx", "~", ".tmp")
 _SCRATCH_NAMES = ("4913",)
@@ -105,6 +109,7 @@ class NodeCache:
         self._snapshot: tuple[live.Node, ...] | None = None  # the copy as a pass reads it
         self._listed_with: str | None = None  # the selector of the copy; None: no copy
         self._live = False  # a watch keeps the copy current
+        self._opened = threading.Event()  # a watch was open at least once
         # A daemon thread: a watch blocked on the socket must not delay the process's exit.
         self._thread = threading.Thread(target=self._run, name="node-watch", daemon=True)
 
@@ -114,6 +119,10 @@ class NodeCache:
     def stop(self) -> None:
         self._stop.set()
         self._calico.close()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until the first watch is open (the daemon's first pass then lists nothing)."""
+        return self._opened.wait(timeout)
 
     def nodes(self, selector: str) -> tuple[live.Node, ...] | None:
         """The Nodes ``selector`` selects while the watch keeps them current, else None."""
@@ -135,6 +144,7 @@ class NodeCache:
                 events = self._calico.watch_nodes(selector, version, timeout_seconds=self._timeout)
                 with self._lock:
                     self._live = True
+                self._opened.set()
                 failures = 0
                 for event in events:
                     if self._stop.is_set() or selector != self._selector():
@@ -154,7 +164,7 @@ class NodeCache:
 
     def _list(self, selector: str) -> str:
         """Replace the copy with a fresh list; a pass is asked for when it differs."""
-        nodes, version = self._calico.list_nodes(selector)
+        nodes, version = self._calico.list_nodes(selector, page=_PAGE)
         listed = {node.name: node for node in nodes}
         with self._lock:
             changed = self._listed_with is not None and listed != self._known
