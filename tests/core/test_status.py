@@ -32,7 +32,7 @@ def reported(node: str, state: str | None) -> live.NodeStatus:
     return live.NodeStatus(node=node, peers=peers, reported=True)
 
 
-def verdicts(adc: live.AdcSnapshot, statuses: tuple[live.NodeStatus, ...] | None) -> list[str]:
+def verdicts(adc: live.AdcSnapshot, statuses: tuple[live.NodeStatus, ...]) -> list[str]:
     rows = status.rows(support.state(), support.calico(*NODES), (adc,), statuses)
     return [row.verdict_text for row in rows]
 
@@ -60,10 +60,12 @@ def test_a_session_is_judged_from_both_ends(
 
 def test_without_calico_nodes_view_the_adc_decides() -> None:
     """The daemon asks for no CalicoNodeStatus: the ADC sees every session."""
-    assert verdicts(device(**{"10.0.0.11": "Established", "10.0.0.12": "Idle"}), None) == [
-        "established",
-        "down",
-    ]
+    adc = device(**{"10.0.0.11": "Established", "10.0.0.12": "Idle"})
+
+    assert status.adc_sessions(support.state(), support.calico(*NODES), (adc,)) == {
+        ("adc-1", "10.0.0.11", "node-1"): True,
+        ("adc-1", "10.0.0.12", "node-2"): False,
+    }
 
 
 @pytest.mark.parametrize(("nodes", "expected"), [(3, 10), (100, 10), (1000, 100), (2500, 250), (5000, 300)])

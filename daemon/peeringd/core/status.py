@@ -4,8 +4,8 @@ Pure: it joins what the adapters read. A session is ``established`` when both
 ends say Established, ``one-sided`` when only one does, ``down`` when the ADC's
 end is not Established and calico-node does not contradict it, and ``unknown``
 when the ADC says Established but calico-node has not reported yet (a
-CalicoNodeStatus just created is empty until then). Without calico-node's view
-(the daemon does not ask for it) the ADC's end decides: it sees every session.
+CalicoNodeStatus just created is empty until then). The daemon does not ask for
+calico-node's view: the ADC's end decides (``adc_sessions``), it sees every session.
 
 Also pure: which CalicoNodeStatus objects ``peeringd status`` creates, keeps and
 removes, with the update period a cluster of a given size can carry.
@@ -27,6 +27,7 @@ __all__ = [
     "NOT_REPORTED",
     "Row",
     "StatusPlan",
+    "adc_sessions",
     "expired",
     "plan_statuses",
     "rows",
@@ -70,14 +71,11 @@ def rows(
     state: desired.PeeringState,
     calico: live.CalicoSnapshot,
     adcs: tuple[live.AdcSnapshot, ...],
-    statuses: tuple[live.NodeStatus, ...] | None = None,
+    statuses: tuple[live.NodeStatus, ...],
 ) -> tuple[Row, ...]:
-    """A row per ADC of the file and selected node; None where a side was not seen.
-
-    ``statuses`` is calico-node's view; None when it was not asked for.
-    """
+    """A row per ADC of the file and selected node; None where a side was not seen."""
     speakers, _ = nodes.speakers(calico.nodes, state.cluster.as_number, state.cluster.nodes.exclude)
-    by_node = {status.node: status for status in statuses or ()}
+    by_node = {status.node: status for status in statuses}
     result = []
     for adc in state.adcs:
         device = next((snapshot for snapshot in adcs if snapshot.name == adc.name), None)
@@ -94,12 +92,8 @@ def rows(
                 ),
                 None,
             )
-            if statuses is None:
-                verdict: Verdict = "established" if adc_state == ESTABLISHED else "down"
-                note = None
-            else:
-                reported = node_status is not None and node_status.reported
-                verdict, note = _verdict(adc_state, peer.state if peer else None, reported=reported)
+            reported = node_status is not None and node_status.reported
+            verdict, note = _verdict(adc_state, peer.state if peer else None, reported=reported)
             result.append(
                 Row(
                     adc=adc.name,
@@ -115,6 +109,20 @@ def rows(
                 )
             )
     return tuple(result)
+
+
+def adc_sessions(
+    state: desired.PeeringState, calico: live.CalicoSnapshot, adcs: tuple[live.AdcSnapshot, ...]
+) -> dict[tuple[str, str, str], bool]:
+    """(ADC, node address, node) -> whether the ADC reports that desired session Established:
+    the daemon's view, which asks calico-node for nothing (the ADC sees every session)."""
+    speakers, _ = nodes.speakers(calico.nodes, state.cluster.as_number, state.cluster.nodes.exclude)
+    result = {}
+    for adc in adcs:
+        up = {session.address for session in adc.sessions if session.state == ESTABLISHED}
+        for speaker in speakers:
+            result[adc.name, str(speaker.address), speaker.node] = speaker.address in up
+    return result
 
 
 def _verdict(

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import threading
 import wsgiref.simple_server
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, ThreadingWSGIServer
 
-from peeringd.core import status
 from peeringd.core.plan import CALICO
 from peeringd.runtime.reconcile import Report
 
@@ -84,12 +83,11 @@ class Metrics:
         if report.outcome == "converged":
             self.last_success.set_to_current_time()
 
-    def sessions(self, rows: Iterable[status.Row]) -> None:
-        """One series per desired session; sessions no longer desired disappear."""
-        current = {(row.adc, str(row.address), row.node): row.verdict == "established" for row in rows}
-        if current != self._sessions:
-            self._sessions = current
-            self._session_text = _sessions_text(current)
+    def sessions(self, up: Mapping[tuple[str, str, str], bool]) -> None:
+        """One series per desired session, (adc, neighbor, node); those no longer desired go."""
+        if up != self._sessions:
+            self._sessions = dict(up)
+            self._session_text = _sessions_text(self._sessions)
 
     def exposition(self) -> bytes:
         """Every metric in Prometheus' text format."""
