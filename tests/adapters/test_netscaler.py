@@ -208,10 +208,22 @@ def test_the_feature_turned_off_behind_its_back_is_seen(
     assert simulator.running().features["BGP"]
 
 
+def test_the_observation_that_verifies_a_pass_reuses_its_running_config(
+    simulator: NetScalerSimulator, driver: netscaler.NetScaler
+) -> None:
+    """The configuration session already read it to prove every change: not twice a pass."""
+    reconcile_device(driver, *NODES)
+    simulator.clear_journal()
+    driver.observe()
+
+    assert lines(simulator) == ["vtysh", "show ip bgp summary"]
+
+
 def test_a_hand_made_change_makes_it_compare_the_startup_config_again(
     simulator: NetScalerSimulator, driver: netscaler.NetScaler
 ) -> None:
     reconcile_device(driver, *NODES)
+    driver.observe()  # the pass's verification
     running = simulator.running().zebos
     assert running.bgp is not None
     running.bgp.max_paths_ebgp = 4  # what an operator typing in vtysh would leave unsaved

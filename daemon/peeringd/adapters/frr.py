@@ -32,7 +32,7 @@ class Frr(CliSession):
     def observe(self) -> live.AdcSnapshot:
         with self._errors("show running-config"):
             connection = self._session()
-            running = self._running_config(connection)
+            running = self._current_config(connection)
             unsaved = self._unsaved(connection, running)
             summary = "{}"
             if running.router_as is not None:

@@ -59,7 +59,7 @@ class NetScaler(CliSession):
             if not self._feature:
                 self._feature = self._read_feature(connection)
             self._enter_vtysh(connection)
-            running = self._running_config(connection)
+            running = self._current_config(connection)
             unsaved = self._unsaved(connection, running)
             sessions: tuple[live.Session, ...] = ()
             if self._feature and running.router_as is not None:

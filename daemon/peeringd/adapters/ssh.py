@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import re
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,9 @@ __all__ = ["PROMPT", "CliSession"]
 PROMPT = r"[\w.-]+(?:\([\w-]+\))?#"
 
 _KEY_MISMATCH = re.compile(r"got '([A-Za-z0-9+/=]+)', expected '([A-Za-z0-9+/=]+)'")
+# How long the running config that proved a configuration session stands for a fresh read:
+# the pass's verification follows at once; a later pass reads the device again.
+_FRESH_SECONDS = 5.0
 # Configuration lines that enter or leave a mode: each is sent on its own (see above).
 _MODE_LINE = re.compile(r"(?:router |exit|end$|address-family|configure )")
 
@@ -68,8 +72,10 @@ class CliSession:
     _router_as: int | None = None
     # This process changed the running config and no save has succeeded since.
     _save_pending = False
-    # The running config as last read.
-    _last_running: zebos.RunningConfig | None = None
+    # The fingerprint of the running config as last read.
+    _last_running: int | None = None
+    # The running config read to prove the last configuration session, and when.
+    _verified: tuple[zebos.RunningConfig, float] | None = None
 
     def __init__(self, adc: desired.ADC, *, timeout: float = 30.0) -> None:
         self.name = adc.name
@@ -77,9 +83,11 @@ class CliSession:
         self._timeout = timeout
         self._connection: Any = None
         self._line = ""  # the line in flight, named by errors
-        # The running config whose comparison with the startup config is known, and the
-        # answer: the startup config is read again only when the running one changed.
-        self._startup_known: tuple[zebos.RunningConfig, bool] | None = None
+        # The fingerprint of the running config whose comparison with the startup config is
+        # known, and the answer: the startup config is read again only when the running one
+        # changed. A fingerprint, not the config: a daemon would keep thousands of
+        # neighbours between passes for it.
+        self._startup_known: tuple[int, bool] | None = None
 
     @property
     def address(self) -> str:
@@ -87,7 +95,7 @@ class CliSession:
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
-        self._startup_known = None  # a new session may meet a rebooted device
+        self._startup_known = self._verified = None  # a new session may meet a rebooted device
         if connection is not None:
             with contextlib.suppress(Exception):  # the session is being thrown away either way
                 connection.disconnect()
@@ -213,11 +221,20 @@ class CliSession:
         running = self._running_config(connection)
         if unmet := zebos.unmet(changes, running):
             raise VerificationFailed(f"{self.name}: the running config does not show {len(unmet)} changes")
+        self._verified = (running, time.monotonic())
+
+    def _current_config(self, connection: Any) -> zebos.RunningConfig:
+        """The running config: read now, or the one that proved a configuration session a
+        moment ago (the pass's own verification then reads it once, not twice)."""
+        verified, self._verified = self._verified, None
+        if verified is not None and time.monotonic() - verified[1] < _FRESH_SECONDS:
+            return verified[0]
+        return self._running_config(connection)
 
     def _running_config(self, connection: Any) -> zebos.RunningConfig:
         running = zebos.parse_running_config(self._send(connection, "show running-config", PROMPT))
         self._router_as = running.router_as
-        self._last_running = running
+        self._last_running = _fingerprint_of(running)
         return running
 
     def save(self) -> None:
@@ -243,18 +260,20 @@ class CliSession:
         """
         if self._save_pending:
             return True
-        if self._startup_known is not None and self._startup_known[0] == running:
+        fingerprint = _fingerprint_of(running)
+        if self._startup_known is not None and self._startup_known[0] == fingerprint:
             return self._startup_known[1]
         try:
             startup = zebos.parse_running_config(self._send(connection, "show startup-config", PROMPT))
             unsaved = startup.router_as is not None and startup != running
         except CommandRejected:
             unsaved = False
-        self._startup_known = (running, unsaved)
+        self._startup_known = (fingerprint, unsaved)
         return unsaved
 
-    def _saved(self, running: zebos.RunningConfig | None) -> None:
-        """A save succeeded: the startup config is now ``running`` (the last one read)."""
+    def _saved(self, running: int | None) -> None:
+        """A save succeeded: the startup config is now the running one last read (``running``
+        is its fingerprint)."""
         self._save_pending = False
         self._startup_known = None if running is None else (running, False)
 
@@ -315,6 +334,12 @@ class CliSession:
         if "TCP connection to device failed" in message or "DNS failure" in message:
             return DeviceUnreachable(self.name, f"cannot connect to {where}")
         return DeviceTimeout(self.name, f"connecting to {where} timed out")
+
+
+def _fingerprint_of(running: zebos.RunningConfig) -> int:
+    """What ``_unsaved`` compares of a running config (its BGP facts), as one number."""
+    neighbours = tuple((n.address, n.remote_as, n.description) for n in running.neighbours)
+    return hash((running.router_as, neighbours, running.max_paths, running.route_install))
 
 
 def _batches(lines: list[tuple[str, zebos.Step]]) -> Iterator[list[tuple[str, zebos.Step]]]:
