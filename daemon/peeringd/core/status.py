@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -180,7 +181,15 @@ def plan_statuses(
     )
 
 
-def expired(existing: tuple[live.NodeStatus, ...], now: datetime) -> tuple[str, ...]:
-    """The names of ours whose time is up (or that an earlier peeringd made without an
-    expiry): what the daemon and ``apply`` remove."""
-    return tuple(s.name for s in existing if s.owned and (s.expires_at is None or s.expires_at <= now))
+def expired(
+    existing: tuple[live.NodeStatus, ...], now: datetime, nodes: Collection[str] | None = None
+) -> tuple[str, ...]:
+    """The names of ours whose time is up, whose node is gone (when ``nodes`` names the nodes
+    there are), or that an earlier peeringd made without an expiry: what the daemon and
+    ``apply`` remove."""
+    return tuple(
+        s.name
+        for s in existing
+        if s.owned
+        and (s.expires_at is None or s.expires_at <= now or (nodes is not None and s.node not in nodes))
+    )

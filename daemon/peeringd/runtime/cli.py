@@ -180,8 +180,8 @@ def apply(
         result = reconcile.reconcile(
             loaded, systems, apply=True, confirm=confirm, revision=source.git_revision(state_file)
         )
-        if systems.calico is not None and "calico" not in dict(result.errors):
-            _remove_expired(systems, loaded)
+        if (calico := result.observed.calico) is not None and "calico" not in dict(result.errors):
+            _remove_expired(systems, loaded, {node.name for node in calico.nodes})
     _print_report(result, output)
     exits = {
         reconcile.Outcome.CONVERGED: EXIT_OK,
@@ -348,13 +348,13 @@ def rbac() -> None:
     click.echo(calico.rbac_manifest(), nl=False)
 
 
-def _remove_expired(systems: reconcile.Systems, loaded: LoadedState) -> None:
+def _remove_expired(systems: reconcile.Systems, loaded: LoadedState, nodes: set[str]) -> None:
     """What `peeringd status` left behind and no longer needs; a failure only warns."""
     from peeringd.runtime import sessions
 
     assert systems.calico is not None
     try:
-        sessions.remove_expired(systems.calico, loaded.state.cluster.name)
+        sessions.remove_expired(systems.calico, loaded.state.cluster.name, nodes)
     except PeeringdError as error:
         click.echo(f"warning: expired CalicoNodeStatus objects not removed: {error}", err=True)
 

@@ -272,13 +272,16 @@ class Daemon:
         return cache
 
     def _sweep(self) -> None:
-        """Remove the CalicoNodeStatus objects ``peeringd status`` made whose retention ended
-        (and those an earlier peeringd made for every node): they cost calico-node's writes."""
-        systems = self._systems
+        """Remove the CalicoNodeStatus objects ``peeringd status`` made whose retention ended or
+        whose node is gone (and those an earlier peeringd made for every node)."""
+        systems, cache = self._systems, self._nodes
         if systems is None or systems.calico is None:
             return
+        cluster = self._current().state.cluster
+        known = cache.nodes(cluster.nodes.selector) if cache is not None else None
+        names = None if known is None else {node.name for node in known}
         try:
-            sessions.remove_expired(systems.calico, self._current().state.cluster.name)
+            sessions.remove_expired(systems.calico, cluster.name, names)
         except PeeringdError as error:
             log.warning("expired CalicoNodeStatus objects not removed", error=str(error))
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -135,10 +135,14 @@ def _silent(wanted: tuple[str, ...], statuses: tuple[live.NodeStatus, ...]) -> l
     return [node for node in wanted if node not in reported]
 
 
-def remove_expired(calico: Calico, cluster: str, now: datetime | None = None) -> int:
-    """Remove peeringd's CalicoNodeStatus objects whose retention ended: one LIST of
-    peeringd's (usually none), a DELETE for each expired one. Returns how many went."""
-    expired = status.expired(calico.node_statuses(cluster=cluster, only_ours=True), now or datetime.now(UTC))
+def remove_expired(
+    calico: Calico, cluster: str, nodes: Collection[str] | None = None, now: datetime | None = None
+) -> int:
+    """Remove peeringd's CalicoNodeStatus objects whose retention ended, or whose node is not
+    among ``nodes`` (when known): one LIST of peeringd's (usually none), a DELETE for each.
+    Returns how many went."""
+    ours = calico.node_statuses(cluster=cluster, only_ours=True)
+    expired = status.expired(ours, now or datetime.now(UTC), nodes)
     for name in expired:
         calico.delete_node_status(name)
     if expired:
