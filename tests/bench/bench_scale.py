@@ -490,7 +490,14 @@ ROWS: tuple[tuple[str, str, str], ...] = (
 def shown(value: float | None, unit: str, estimated: bool) -> str:
     if value is None:
         return "n/a"
-    text = f"{value * 1000:.1f}" if unit == "ms" else f"{value:.3f}" if unit == "s" else f"{value:.4g}"
+    if unit == "ms":
+        text = f"{value * 1000:.1f}"
+    elif unit == "s":
+        text = f"{value:.3f}"
+    elif unit in {"MiB", "% core"}:
+        text = f"{value:.1f}" if unit == "MiB" else f"{value:.2f}"
+    else:
+        text = f"{value:.0f}" if value == int(value) else f"{value:.2f}"
     return f"{text}{' est.' if estimated else ''}"
 
 
