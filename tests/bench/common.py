@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: their arguments, timing, the node addresses, the tables.
+"""What the benchmark scripts share: arguments, timing, node addresses, tables, the machine.
 
 Only helpers for printing figures live here: nothing may assert on a time or decide whether
 a figure is good; each script keeps its own rules for the counts it checks.
@@ -10,6 +10,10 @@ import argparse
 import gc
 import ipaddress
 import os
+import platform
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -17,9 +21,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from tests.support import REPO
+
 __all__ = [
     "arguments_parser",
+    "cold_start",
     "cpu_seconds",
+    "machine",
     "measure_sizes",
     "memory_mib",
     "node_address",
@@ -107,3 +115,45 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     # The fields after the command name start at the third, state; utime and stime are 14 and 15.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine() -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    memory = next(
+        (
+            int(line.split()[1]) // 1024
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return (
+        f"machine: {platform.node()}, {model}, {os.cpu_count()} cores, {memory} MiB, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}; load average {load}"
+    )
+
+
+def cold_start(repeat: int) -> list[tuple[str, float]]:
+    """Seconds of ``peeringd --help`` and ``peeringd validate`` as whole processes (median)."""
+    program = shutil.which("peeringd", path=str(Path(sys.executable).parent)) or "peeringd"
+    example = REPO / "state" / "peering.yaml"
+    results = []
+    for label, arguments in (
+        ("peeringd --help", ["--help"]),
+        ("peeringd validate", ["validate", "-f", str(example)]),
+    ):
+        samples = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            subprocess.run([program, *arguments], capture_output=True, check=True)
+            samples.append(time.perf_counter() - started)
+        results.append((label, statistics.median(samples)))
+    return results

@@ -399,7 +399,7 @@ class NetScalerSimulator:
             session = shell.CliSession(self._device)
             greeting = session.greeting()
         try:
-            _write(process, greeting)
+            _write(process, [greeting])
             await self._converse(process, session, session_id)
         except (asyncssh.Error, ConnectionError):
             # The client went away (or a fault dropped it) while the device was busy.
@@ -422,11 +422,15 @@ class NetScalerSimulator:
             if not data:
                 process.exit(0)
                 return
+            # What the lines of one read print goes out together, as sshd sends what it read
+            # from a terminal at once: one SSH packet a line would cost a client thousands.
+            output: list[str] = []
             for event in editor.feed(data):
                 if isinstance(event, str):
-                    _write(process, event)
-                elif not await self._run_line(process, session, session_id, event):
+                    output.append(event)
+                elif not await self._run_line(process, session, session_id, event, output):
                     return
+            _write(process, output)
 
     async def _run_line(
         self,
@@ -434,8 +438,10 @@ class NetScalerSimulator:
         session: shell.CliSession,
         session_id: int,
         line: shell.Line,
+        output: list[str],
     ) -> bool:
-        """Run one received line through the faults and the CLI; False once the session ends."""
+        """Run one received line through the faults and the CLI, its reply added to ``output``
+        (sent first when the line is delayed or ends the session); False once the session ends."""
         with self._lock:
             action = self._faults.on_line(line.text)
             self._journal.append(
@@ -448,6 +454,8 @@ class NetScalerSimulator:
                     _fault_name(action),
                 )
             )
+        if action.drop is not None:
+            _write(process, output)
         if action.drop == "transport":
             process.channel.get_connection().abort()
             return False
@@ -455,11 +463,13 @@ class NetScalerSimulator:
             process.channel.close()
             return False
         if action.delay:
+            _write(process, output)
             await asyncio.sleep(action.delay)
         with self._lock:
             reply = session.reject(action.reject_text) if action.reject else session.handle(line)
-        _write(process, reply.output)
+        output.append(reply.output)
         if reply.close:
+            _write(process, output)
             process.exit(0)
             return False
         return True
@@ -475,7 +485,10 @@ def _fault_name(action: faults.FaultAction) -> str | None:
     return None
 
 
-def _write(process: asyncssh.SSHServerProcess[str], text: str) -> None:
-    """Send device text to the client as a terminal would (`\\n` becomes `\\r\\n`)."""
+def _write(process: asyncssh.SSHServerProcess[str], output: list[str]) -> None:
+    """Send device text to the client as a terminal would (`\\n` becomes `\\r\\n`), and empty
+    ``output``."""
+    text = "".join(output)
+    output.clear()
     if text:
         process.stdout.write(text.replace("\n", "\r\n"))
