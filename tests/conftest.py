@@ -60,8 +60,8 @@ class Cluster:
 def cluster_factory(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     servers: list[KubeApiServer] = []
 
-    def start(calico_api: CalicoApi = "v1", nodes: int = 3) -> Cluster:
-        server = KubeApiServer(CRD_SOURCE, calico_api)
+    def start(calico_api: CalicoApi = "v1", nodes: int = 3, history_limit: int = 10_000) -> Cluster:
+        server = KubeApiServer(CRD_SOURCE, calico_api, history_limit=history_limit)
         server.start()
         servers.append(server)
         group = "projectcalico.org/v3" if calico_api in ("v3", "both") else "crd.projectcalico.org/v1"

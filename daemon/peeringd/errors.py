@@ -133,7 +133,7 @@ class DeviceUnreachable(DeviceError):
 
 
 class CommandRejected(DeviceError):
-    """The device answered a line with an error; the rest of that session's lines were not sent."""
+    """The device answered a line with an error; nothing after that line's batch was sent."""
 
     def __init__(self, device: str, line: str, reply: str) -> None:
         self.line = line

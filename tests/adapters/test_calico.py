@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,78 @@ def test_observe_is_four_requests_whatever_the_cluster_size(
         ("get", "bgpconfigurations"),
         ("list", "ippools"),
     ]
+
+
+def test_observe_with_nodes_known_lists_no_node(cluster: Cluster, connected: calico.Calico) -> None:
+    """The daemon's watched cache gives the Nodes: three requests."""
+    known = (live.Node(name="node-9", ipv4_address_annotation="10.0.0.99/24"),)
+    connected.observe()
+    cluster.server.clear_journal()
+
+    assert connected.observe(nodes=known).nodes == known
+    assert [(e.verb, e.resource) for e in cluster.server.journal] == [
+        ("list", "bgppeers"),
+        ("get", "bgpconfigurations"),
+        ("list", "ippools"),
+    ]
+
+
+def test_nodes_listed_in_pages_are_one_list(cluster: Cluster, connected: calico.Calico) -> None:
+    """The daemon's cache lists in pages, never holding all of a large list's JSON at once."""
+    cluster.server.clear_journal()
+    nodes, version = connected.list_nodes(page=2)
+
+    assert [node.name for node in nodes] == ["node-1", "node-2", "node-3"]
+    assert version == connected.list_nodes()[1]
+    assert [e.query.get("limit") for e in cluster.server.journal if e.resource == "nodes"][:2] == ["2", "2"]
+
+
+def test_a_node_watch_yields_what_changed_after_the_list(cluster: Cluster, connected: calico.Calico) -> None:
+    _, version = connected.list_nodes()
+    cluster.add_node("node-4", "10.0.0.14")
+    cluster.server.delete("nodes", "node-1")
+    events = connected.watch_nodes("", version, timeout_seconds=1)
+
+    assert [(e.kind, e.node.name if e.node else None) for e in events] == [
+        ("ADDED", "node-4"),
+        ("DELETED", "node-1"),
+    ]
+
+
+def test_a_node_watch_from_a_forgotten_version_says_list_again(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    """410 Gone: the server no longer keeps the history since that resourceVersion."""
+    cluster = cluster_factory(nodes=0, history_limit=3)
+    with calico.Calico.connect(cluster.kubeconfig) as side:
+        _, version = side.list_nodes()
+        for index in range(5):
+            cluster.add_node(f"node-{index}", f"10.0.0.{index + 10}")
+        events = side.watch_nodes("", version, timeout_seconds=1)
+        with pytest.raises(CalicoConflict, match="the node watch expired"):
+            list(events)
+
+
+def test_node_statuses_are_created_renewed_read_and_deleted(
+    cluster: Cluster, connected: calico.Calico
+) -> None:
+    expires = datetime(2026, 3, 1, 12, 15, tzinfo=UTC)
+    name = connected.create_node_status("node-1", cluster="prod-1", period=60, expires=expires)
+    connected.create_node_status("node-1", cluster="prod-1", period=60, expires=expires)  # a race: fine
+    connected.extend_node_status(name, expires + timedelta(minutes=5))
+    stored = cluster.server.get(cluster.resource("caliconodestatuses"), name)
+    assert stored is not None
+    stored["status"] = {"lastUpdated": "2026-03-01T12:00:01Z"}  # calico-node's first report
+    cluster.server.put(stored)
+    (mine,) = connected.node_statuses(cluster="prod-1", only_ours=True)
+    connected.delete_node_status(name)
+    connected.delete_node_status(name)  # already gone: fine
+
+    assert stored["spec"] == {"node": "node-1", "classes": ["BGP"], "updatePeriodSeconds": 60}
+    assert stored["metadata"]["labels"] == {ownership.MANAGED_BY_LABEL: "peeringd"}
+    assert (mine.name, mine.node, mine.owned, mine.reported) == ("peeringd.node-1", "node-1", True, True)
+    assert mine.expires_at == expires + timedelta(minutes=5)
+    assert connected.node_statuses(cluster="prod-1") == ()
 
 
 def test_observe_reads_nodes_pools_and_the_missing_default_configuration(connected: calico.Calico) -> None:
@@ -218,6 +291,12 @@ def test_the_rbac_manifest_allows_every_request_a_pass_makes(
     cluster: Cluster, connected: calico.Calico
 ) -> None:
     """Least privilege: each (group, resource, verb) the adapter used is granted, by one rule."""
+    _, version = connected.list_nodes()
+    list(connected.watch_nodes("", version, timeout_seconds=1))
+    name = connected.create_node_status("node-1", cluster="prod-1", period=10, expires=datetime.now(UTC))
+    connected.extend_node_status(name, datetime.now(UTC))
+    connected.node_statuses(cluster="prod-1")
+    connected.delete_node_status(name)
     list(connected.apply((create("adc-1"),), cluster="prod-1", state_hash="h"))
     (peer,) = connected.observe().peers
     delete = PeerChange(

@@ -12,7 +12,7 @@ import pytest
 
 from peeringd.adapters import netscaler
 from peeringd.core import desired, live
-from peeringd.core.plan import Action, NeighbourChange, NeighbourSpec, Plan, RouterChange, plan
+from peeringd.core.plan import Action, Change, NeighbourChange, NeighbourSpec, Plan, RouterChange, plan
 from peeringd.errors import (
     CommandRejected,
     DeviceAuthenticationFailed,
@@ -26,15 +26,8 @@ from peeringd.lab.nssim import DeviceProfile, NetScalerSimulator, write_known_ho
 from tests import support
 
 NODES = tuple(support.node(f"node-{i}", f"10.0.0.{10 + i}") for i in (1, 2, 3))
-OBSERVE = [
-    "show ha node",
-    "show ns feature",
-    "vtysh",
-    "show running-config",
-    "show startup-config",
-    "show ip bgp summary",
-    "exit",
-]
+# What a pass reads when nothing changed since the last one: the rest is known.
+NO_OP = ["show running-config", "show ip bgp summary"]
 
 
 @pytest.fixture
@@ -133,24 +126,49 @@ def test_from_empty_to_converged_with_the_seed_procedure(
     assert device_plan(driver, *NODES).changes == ()
 
 
-def test_a_second_pass_sends_no_configuration_line(
+def test_a_pass_that_changes_nothing_sends_two_commands(
     simulator: NetScalerSimulator, driver: netscaler.NetScaler
 ) -> None:
+    """The session stays in vtysh; the HA role, the feature and the startup config are known."""
+    reconcile_device(driver, *NODES)
     reconcile_device(driver, *NODES)
     simulator.clear_journal()
 
     assert reconcile_device(driver, *NODES).changes == ()
-    assert lines(simulator) == OBSERVE
+    assert lines(simulator) == NO_OP
+
+
+def test_a_login_reads_what_a_session_then_keeps(
+    simulator: NetScalerSimulator, driver: netscaler.NetScaler
+) -> None:
+    """The HA role, the BGP feature and the startup config, once per login."""
+    reconcile_device(driver, *NODES)
+    driver.close()
+    simulator.clear_journal()
+    driver.observe()
+
+    assert lines(simulator) == [
+        "show ha node",
+        "show ns feature",
+        "vtysh",
+        "show running-config",
+        "show startup-config",
+        "show ip bgp summary",
+    ]
 
 
 def test_one_node_joining_sends_exactly_its_neighbour_lines(
     simulator: NetScalerSimulator, driver: netscaler.NetScaler
 ) -> None:
     reconcile_device(driver, *NODES[:2])
+    reconcile_device(driver, *NODES[:2])
     simulator.clear_journal()
     reconcile_device(driver, *NODES)
 
-    assert lines(simulator)[len(OBSERVE) :] == [
+    assert lines(simulator) == [
+        *NO_OP,
+        "exit",
+        "show ha node",  # before every configuration session: a failover may have happened
         "vtysh",
         "configure terminal",
         "router bgp 500",
@@ -162,6 +180,59 @@ def test_one_node_joining_sends_exactly_its_neighbour_lines(
         "exit",
         "save ns config",
     ]
+
+
+def test_a_node_that_became_secondary_gets_no_configuration(
+    simulator: NetScalerSimulator, driver: netscaler.NetScaler
+) -> None:
+    """A failover leaves the session open on what is now the secondary: the write is refused."""
+    reconcile_device(driver, *NODES[:2])
+    reconcile_device(driver, *NODES[:2])
+    simulator.set_ha_role("secondary")
+    simulator.clear_journal()
+    with pytest.raises(DeviceError, match="is the secondary of an HA pair"):
+        reconcile_device(driver, *NODES)
+
+    assert [line for line in lines(simulator) if "10.0.0.13" in line] == []
+    assert "configure terminal" not in lines(simulator)
+
+
+def test_the_feature_turned_off_behind_its_back_is_seen(
+    simulator: NetScalerSimulator, driver: netscaler.NetScaler
+) -> None:
+    """vtysh stops answering the summary: the feature is read again, and turned on again."""
+    reconcile_device(driver, *NODES)
+    simulator.set_feature("BGP", False)
+
+    assert not driver.observe().bgp_feature
+    assert [c.kind for c in reconcile_device(driver, *NODES).changes] == ["bgp-feature", "save"]
+    assert simulator.running().features["BGP"]
+
+
+def test_the_observation_that_verifies_a_pass_reuses_its_running_config(
+    simulator: NetScalerSimulator, driver: netscaler.NetScaler
+) -> None:
+    """The configuration session already read it to prove every change: not twice a pass."""
+    reconcile_device(driver, *NODES)
+    simulator.clear_journal()
+    driver.observe()
+
+    assert lines(simulator) == ["vtysh", "show ip bgp summary"]
+
+
+def test_a_hand_made_change_makes_it_compare_the_startup_config_again(
+    simulator: NetScalerSimulator, driver: netscaler.NetScaler
+) -> None:
+    reconcile_device(driver, *NODES)
+    driver.observe()  # the pass's verification
+    running = simulator.running().zebos
+    assert running.bgp is not None
+    running.bgp.max_paths_ebgp = 4  # what an operator typing in vtysh would leave unsaved
+    simulator.set_zebos(running)
+    simulator.clear_journal()
+
+    assert driver.observe().unsaved
+    assert "show startup-config" in lines(simulator)
 
 
 def test_one_node_leaving_removes_only_its_neighbour(
@@ -207,21 +278,34 @@ def test_the_feature_off_device_gets_it_enabled_and_saved(
     assert simulator.saved().zebos == simulator.running().zebos
 
 
-def test_a_rejected_line_stops_the_session_and_names_the_device_text(
+def test_a_line_rejected_mid_batch_is_named_and_the_rest_is_left_to_the_next_pass(
     simulator: NetScalerSimulator, driver: netscaler.NetScaler
 ) -> None:
-    simulator.reject_line(r"neighbor 10\.0\.0\.12 remote-as 64512", "% Neighbor limit reached", times=1)
+    """The neighbour lines go out as one batch; the rejected one is named with the device's
+    answer, the changes the batch completed count as applied, and nothing after it is sent."""
+    nodes = tuple(support.node(f"node-{i}", f"10.0.1.{i}") for i in range(1, 41))
+    simulator.reject_line(r"neighbor 10\.0\.1\.20 remote-as 64512", "% Neighbor limit reached", times=1)
+    planned = device_plan(driver, *nodes)
+    applied: list[Change] = []
     with pytest.raises(CommandRejected) as caught:
-        reconcile_device(driver, *NODES)
+        applied.extend(driver.apply(planned.changes))
 
-    assert (
-        str(caught.value) == "adc-1: rejected 'neighbor 10.0.0.12 remote-as 64512': % Neighbor limit reached"
+    assert str(caught.value) == (
+        "adc-1: rejected 'neighbor 10.0.1.20 remote-as 64512': % Neighbor limit reached "
+        "(1 later lines of its batch were rejected too)"  # its description, for want of a neighbour
     )
-    assert not [line for line in lines(simulator) if "10.0.0.13" in line]
+    rejected = [e.text for e in simulator.journal() if e.fault == "rejected"]
+    assert rejected == ["neighbor 10.0.1.20 remote-as 64512"]
+    added = [str(c.address) for c in applied if isinstance(c, NeighbourChange)]
+    assert added == [f"10.0.1.{i}" for i in range(1, 41) if i != 20]
+    assert "ns route-install bgp" not in lines(simulator)  # the batch after it was not sent
     simulator.clear_journal()
-    reconcile_device(driver, *NODES)  # the next pass re-plans from what is there
-    assert [line for line in lines(simulator) if "10.0.0.11" in line] == []
-    assert device_plan(driver, *NODES).changes == ()
+    reconcile_device(driver, *nodes)  # the next pass re-plans from what is there
+    assert [line for line in lines(simulator) if line.startswith("neighbor")] == [
+        "neighbor 10.0.1.20 remote-as 64512",
+        "neighbor 10.0.1.20 description peeringd:prod-1:node-20",
+    ]
+    assert device_plan(driver, *nodes).changes == ()
 
 
 def test_a_dropped_connection_is_recovered_next_pass_without_duplicates(

@@ -34,7 +34,7 @@ from typing import Any
 
 from peeringd.lab.kubeapi import KubeApiServer
 from peeringd.lab.nssim import NetScalerSimulator
-from tests.bench.common import arguments_parser, table
+from tests.bench.common import arguments_parser, cpu_seconds, memory_mib, table
 from tests.bgplab.poll import until
 from tests.conftest import CRD_SOURCE, Cluster, pool_object
 from tests.runtime.daemon_harness import DaemonProcess, state_text, write_secrets
@@ -46,7 +46,6 @@ NODES = (("node-1", "10.0.0.11"), ("node-2", "10.0.0.12"), ("node-3", "10.0.0.13
 ADC_AS, OTHER_AS = 500, 501
 POLL_SECONDS = 0.01
 SCRAPE_SECONDS = 5.0
-KIB_PER_MIB = 1024
 
 
 @dataclass
@@ -131,7 +130,7 @@ class Save:
     requested: float  # the daemon logged "pass requested" for the file
     first_applied: float  # the first "change applied": connecting, observing and planning are done
     adc_applied: float  # the last "change applied" of each side
-    adc_saved: float  # "device configuration saved": `save ns config` returned
+    adc_saved: float  # the save's "change applied": `save ns config` returned
     calico_applied: float
     pass_done: float
     outcome: str
@@ -189,7 +188,7 @@ def save(world: Lab, daemon: Daemon, as_number: int) -> Save:
         requested=since("pass requested", reason="state file changed"),
         first_applied=since("change applied", 0),
         adc_applied=since("change applied", side="adc"),
-        adc_saved=since("device configuration saved"),
+        adc_saved=since("change applied", object="saved configuration"),
         calico_applied=since("change applied", side="calico"),
         pass_done=(logged_at(done) - written) * 1000,
         outcome=done["outcome"],
@@ -216,22 +215,6 @@ class Rest:
     @property
     def cpu_percent(self) -> float:
         return self.cpu_seconds / self.seconds * 100
-
-
-def memory_mib(pid: int, field: str) -> float:
-    """A ``Vm*`` line of /proc/<pid>/status (in kB) as MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name == field:
-            return int(value.split()[0]) / KIB_PER_MIB
-    raise LookupError(f"{field} not in /proc/{pid}/status")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of /proc/<pid>/stat: the process's CPU time so far, every thread's."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    # The fields after the command name start at the third, state; utime and stime are 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rest(daemon: Daemon, seconds: float, label: str, *, scrape: bool) -> Rest:

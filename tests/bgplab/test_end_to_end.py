@@ -314,6 +314,8 @@ def test_nodes_join_and_leave_while_the_daemon_runs(e2e: EndToEnd, daemon: Daemo
 
     joined = e2e.add_node()
     wait_until_peered(e2e, joined)
+    assert e2e.server.get(NODE_STATUSES, f"peeringd.{joined.name}") is None  # the daemon asks none
+    assert e2e.peeringd("status").returncode == 0  # which asks calico-node on the new node too
     wait_until_reported(e2e, joined)
     leaving, *staying = [node for node in e2e.kubernetes_nodes() if node is not joined]
     before = connections(e2e)
@@ -339,6 +341,7 @@ def test_nodes_join_and_leave_while_the_daemon_runs(e2e: EndToEnd, daemon: Daemo
     assert {address: after[address] for address in addresses} == {a: before[a] for a in addresses}
     states = e2e.lab.router.frr.neighbour_states()
     assert {address: states[address] for address in addresses} == dict.fromkeys(addresses, "Established")
+    e2e.peeringd("status")  # its object for the node that left goes
     assert e2e.server.get(NODE_STATUSES, f"peeringd.{leaving.name}") is None
     assert daemon.process is not None
     assert daemon.process.poll() is None

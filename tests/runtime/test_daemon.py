@@ -89,6 +89,50 @@ def test_start_converges_and_tells_systemd(
     assert daemon.stop() == 0
 
 
+def test_the_daemon_asks_calico_node_for_nothing_and_reads_sessions_from_the_adc(
+    world: World, start: Callable[..., DaemonProcess]
+) -> None:
+    """No CalicoNodeStatus (each would make calico-node write to the API server): the ADC sees
+    every session, and says which are up."""
+    world.adc.set_bgp_session("10.0.0.12", "Active")
+    daemon = start(world.state_file, world.cluster.kubeconfig)
+    converged(daemon)
+    metrics = daemon.metrics()
+
+    assert world.cluster.server.objects(world.cluster.resource("caliconodestatuses")) == []
+    assert world.cluster.server.count("create", "list", resource="caliconodestatuses") == 0
+    assert metrics['peeringd_bgp_session_up{adc="adc-1",neighbor="10.0.0.11",node="node-1"}'] == 1
+    assert metrics['peeringd_bgp_session_up{adc="adc-1",neighbor="10.0.0.12",node="node-2"}'] == 0
+    assert daemon.stop() == 0
+
+
+def test_a_pass_that_changes_nothing_lists_no_node_and_writes_nothing(
+    world: World, start: Callable[..., DaemonProcess]
+) -> None:
+    """The Nodes come from the watched cache: three requests, two device commands, no write."""
+    daemon = start(world.state_file, world.cluster.kubeconfig)
+    converged(daemon)
+    until(
+        lambda: world.cluster.server.count("watch", resource="nodes"), bool, timeout=10, what="the node watch"
+    )
+    daemon.signal(signal.SIGHUP)
+    converged(daemon, 2)  # the pass after the change pass re-enters vtysh once
+    world.cluster.server.clear_journal()
+    world.adc.clear_journal()
+    daemon.signal(signal.SIGHUP)
+    converged(daemon, 3)
+
+    requests = [
+        (e.verb, e.resource) for e in world.cluster.server.journal if e.resource != "caliconodestatuses"
+    ]
+    assert requests == [("list", "bgppeers"), ("get", "bgpconfigurations"), ("list", "ippools")]
+    assert [e.text for e in world.adc.journal() if e.text.strip()] == [
+        "show running-config",
+        "show ip bgp summary",
+    ]
+    assert daemon.stop() == 0
+
+
 def _atomic_rename(path: Path, text: str) -> None:
     staged = path.with_name(".peering.yaml.swp")
     staged.write_text(text)

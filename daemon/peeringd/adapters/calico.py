@@ -2,8 +2,10 @@
 
 Observing costs four requests whatever the cluster's size: LIST Nodes (with the
 file's label selector), LIST BGPPeers, GET BGPConfiguration ``default``, LIST
-IPPools. Lists are read without the client's model deserialisation
-(``_preload_content=False``), which is what keeps 5,000 Nodes cheap.
+IPPools; three when the caller keeps the Nodes current with a watch
+(``watch_nodes``) and passes them in. Lists and watch events are read without
+the client's model deserialisation (``_preload_content=False``), which is what
+keeps 5,000 Nodes cheap.
 
 Writes touch only what peeringd owns: its BGPPeers (created whole, updated by a
 merge patch carrying the resourceVersion read, deleted with a resourceVersion
@@ -17,17 +19,19 @@ Every client or transport exception becomes a ``peeringd.errors`` type here.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import kubernetes.client
-import kubernetes.watch
+import kubernetes.watch.watch
 import ruamel.yaml
 import structlog
 import urllib3.exceptions
@@ -45,7 +49,7 @@ from peeringd.errors import (
     CalicoUnavailable,
 )
 
-__all__ = ["API_GROUPS", "Calico", "rbac_manifest"]
+__all__ = ["API_GROUPS", "Calico", "NodeEvent", "rbac_manifest"]
 
 # Preferred first: the v3 API validates and defaults server-side.
 API_GROUPS = ("projectcalico.org/v3", "crd.projectcalico.org/v1")
@@ -68,9 +72,18 @@ BGP_PEERS = _Kind("bgppeers", "BGPPeer")
 BGP_CONFIGURATIONS = _Kind("bgpconfigurations", "BGPConfiguration")
 IP_POOLS = _Kind("ippools", "IPPool")
 NODE_STATUSES = _Kind("caliconodestatuses", "CalicoNodeStatus")
-# How often calico-node refreshes the statuses peeringd asks for: often enough for
-# `peeringd status`, rarely enough to keep the load of many nodes modest.
-STATUS_UPDATE_SECONDS = 10
+# When peeringd may remove a CalicoNodeStatus it created (RFC 3339, UTC).
+EXPIRES_ANNOTATION = "peeringd.io/expires-at"
+
+
+@dataclass(frozen=True)
+class NodeEvent:
+    """One event of a node watch: a selected Node added, changed or deleted (or leaving the
+    selector), or a bookmark, which only moves the resourceVersion on."""
+
+    kind: Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]
+    node: live.Node | None
+    resource_version: str
 
 
 def rbac_manifest(lease_namespace: str = "kube-system", lease_name: str = "peeringd") -> str:
@@ -99,7 +112,6 @@ class Calico:
 
     def __init__(self, api: kubernetes.client.ApiClient) -> None:
         self._api = api
-        self._core = kubernetes.client.CoreV1Api(api)
         self._custom = kubernetes.client.CustomObjectsApi(api)
         self._group: str | None = None
 
@@ -135,10 +147,12 @@ class Calico:
             log.info("calico api found", server=self.server, api_group=self._group)
         return self._group
 
-    def observe(self, selector: str = "") -> live.CalicoSnapshot:
-        """Calico's live state in four requests; Nodes are those ``selector`` selects."""
+    def observe(self, selector: str = "", nodes: tuple[live.Node, ...] | None = None) -> live.CalicoSnapshot:
+        """Calico's live state in four requests; Nodes are those ``selector`` selects, or
+        ``nodes`` when the caller keeps them current itself (then three requests)."""
         group = self.api_group
-        node_list, _ = self.list_nodes(selector)
+        if nodes is None:
+            nodes, _ = self.list_nodes(selector)
         peers = self._list(BGP_PEERS)
         configuration = self._get_configuration()
         pools = self._list(IP_POOLS)
@@ -146,73 +160,119 @@ class Calico:
             api_group=group,
             configuration=configuration,
             peers=tuple(_peer(item) for item in peers),
-            nodes=node_list,
+            nodes=nodes,
             pools=tuple(_pool(item) for item in pools),
         )
 
-    def list_nodes(self, selector: str = "") -> tuple[tuple[live.Node, ...], str]:
-        """The Nodes ``selector`` selects, and the list's resourceVersion to watch from."""
-        document = self._call(
-            "list",
-            "nodes",
-            lambda: self._raw(
-                self._core.list_node(
-                    label_selector=selector or None, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-                )
-            ),
-        )
-        nodes = tuple(_node(item) for item in document["items"])
-        return nodes, str(document["metadata"].get("resourceVersion", ""))
+    def list_nodes(self, selector: str = "", *, page: int | None = None) -> tuple[tuple[live.Node, ...], str]:
+        """The Nodes ``selector`` selects, and the list's resourceVersion to watch from.
+
+        With ``page``, in pages of that many Nodes (one consistent list, as client-go's
+        informers read it): a long-lived process then never holds the whole list's JSON at
+        once, whose peak it would otherwise keep as its size.
+        """
+        base = [("labelSelector", selector)] if selector else []
+        nodes: list[live.Node] = []
+        token = ""
+        while True:
+            query = base + ([("limit", str(page))] if page else []) + ([("continue", token)] if token else [])
+            document = self._call("list", "nodes", functools.partial(self._node_page, query))
+            nodes += (_node(item) for item in document["items"])
+            metadata = document["metadata"]
+            token = metadata.get("continue") or ""
+            if not token:
+                return tuple(nodes), str(metadata.get("resourceVersion", ""))
 
     def watch_nodes(
-        self, selector: str, resource_version: str, *, timeout_seconds: int = 60
-    ) -> Iterator[tuple[str, live.Node]]:
-        """Changes to the selected Nodes after ``resource_version``: (ADDED|MODIFIED|DELETED, node).
+        self, selector: str, resource_version: str, *, timeout_seconds: int = 300
+    ) -> Iterator[NodeEvent]:
+        """Changes to the selected Nodes after ``resource_version``, with bookmarks.
 
-        Ends when the server closes the watch (after ``timeout_seconds``); a too old
-        resourceVersion raises CalicoConflict, meaning: list again.
+        The watch is open when this returns (it raises otherwise); iterating reads its events
+        until the server ends it, after ``timeout_seconds``. A resourceVersion too old for the
+        server raises CalicoConflict while iterating, meaning: list again.
         """
-        stream = kubernetes.watch.Watch().stream(
-            self._core.list_node,
-            label_selector=selector or None,
-            resource_version=resource_version,
-            timeout_seconds=timeout_seconds,
-            deserialize=False,
-            _request_timeout=(REQUEST_TIMEOUT[0], timeout_seconds + REQUEST_TIMEOUT[1]),
+        query = [("labelSelector", selector)] if selector else []
+        query += [
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(timeout_seconds)),
+        ]
+        # A silent connection longer than the watch itself is a dead one.
+        timeout = (REQUEST_TIMEOUT[0], timeout_seconds + REQUEST_TIMEOUT[1])
+        response = self._call("watch", "nodes", lambda: self._get_nodes(query, timeout))
+        return self._node_events(response)
+
+    def _node_page(self, query: list[tuple[str, str]]) -> Any:
+        return self._raw(self._get_nodes(query, REQUEST_TIMEOUT))
+
+    def _get_nodes(self, query: list[tuple[str, str]], timeout: tuple[float, float]) -> Any:
+        """GET /api/v1/nodes through the client's ApiClient, the body unread. CoreV1Api would
+        import its 250 model classes (20 MB of a daemon's memory) for JSON read as it is."""
+        request = self._api.param_serialize(
+            method="GET",
+            resource_path="/api/v1/nodes",
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
         )
+        response = self._api.call_api(*request, _request_timeout=timeout)
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return response.response
+
+    def _node_events(self, response: Any) -> Iterator[NodeEvent]:
         try:
-            for event in stream:
-                if event["type"] in {"ADDED", "MODIFIED", "DELETED"}:
-                    yield event["type"], _node(event["object"])
-        except ApiException as error:
-            if error.status == 410:
-                raise CalicoConflict(f"the node watch expired ({error.reason}); listing again") from None
-            raise self._translate(error, "watch", "nodes", "") from None
+            for line in kubernetes.watch.watch.iter_resp_lines(response):
+                event = json.loads(line)
+                kind, item = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    raise self._watch_error(item)
+                version = str((item.get("metadata") or {}).get("resourceVersion", ""))
+                if kind == "BOOKMARK":
+                    yield NodeEvent("BOOKMARK", None, version)
+                elif kind in {"ADDED", "MODIFIED", "DELETED"}:
+                    yield NodeEvent(kind, _node(item), version)
         except urllib3.exceptions.HTTPError as error:
             raise self._unavailable(error) from None
+        finally:
+            response.release_conn()
 
-    def node_statuses(self, nodes: tuple[str, ...], *, cluster: str) -> tuple[live.NodeStatus, ...]:
-        """calico-node's BGP view of each of ``nodes``, from CalicoNodeStatus objects.
+    def _watch_error(self, status: dict[str, Any]) -> CalicoError:
+        code, message = status.get("code"), status.get("message", "")
+        if code == 410:
+            return CalicoConflict(f"the node watch expired ({message}); listing again")
+        if code == 429 or (isinstance(code, int) and code >= 500):
+            return CalicoUnavailable(f"the node watch failed ({code}): {message}")
+        return CalicoError(f"the node watch failed ({code}): {message}")
 
-        peeringd owns one per node (named ``peeringd.<node>``): it creates those that are
-        missing (their status stays empty until calico-node reports) and deletes its own
-        for nodes no longer listed. One LIST when nothing changed.
-        """
-        wanted = set(nodes)
-        found: dict[str, live.NodeStatus] = {}
-        for item in self._list(NODE_STATUSES):
-            metadata = item.get("metadata") or {}
-            node = (item.get("spec") or {}).get("node", "")
-            ours = ownership.owns(metadata.get("labels") or {}, metadata.get("annotations") or {}, cluster)
-            if ours and node not in wanted:
-                self._delete(NODE_STATUSES, metadata["name"])
-            elif ours or node not in found:
-                found[node] = _node_status(node, item)
-        for node in sorted(wanted - set(found)):
-            spec = {"node": node, "classes": ["BGP"], "updatePeriodSeconds": STATUS_UPDATE_SECONDS}
-            self._create(NODE_STATUSES, f"peeringd.{node}"[:253], spec, _marks(cluster))
-            found[node] = live.NodeStatus(node=node)
-        return tuple(found[node] for node in sorted(wanted))
+    def node_statuses(self, *, cluster: str, only_ours: bool = False) -> tuple[live.NodeStatus, ...]:
+        """Every CalicoNodeStatus, those peeringd made for ``cluster`` marked as owned, in one
+        LIST; with ``only_ours``, a LIST of peeringd's only (usually empty, so cheap)."""
+        selector = f"{ownership.MANAGED_BY_LABEL}={ownership.MANAGED_BY}" if only_ours else None
+        statuses = (_node_status(item, cluster) for item in self._list(NODE_STATUSES, selector))
+        return tuple(status for status in statuses if status.owned or not only_ours)
+
+    def create_node_status(self, node: str, *, cluster: str, period: int, expires: datetime) -> str:
+        """Ask calico-node on ``node`` for its BGP status every ``period`` seconds, until
+        peeringd removes the object after ``expires``; returns the object's name."""
+        name = f"peeringd.{node}"[:253]
+        metadata = _marks(cluster)
+        metadata["annotations"][EXPIRES_ANNOTATION] = _timestamp(expires)
+        spec = {"node": node, "classes": ["BGP"], "updatePeriodSeconds": period}
+        with contextlib.suppress(CalicoConflict):  # a `status` running beside this one made it
+            self._create(NODE_STATUSES, name, spec, metadata)
+        return name
+
+    def extend_node_status(self, name: str, expires: datetime) -> None:
+        annotations = {EXPIRES_ANNOTATION: _timestamp(expires)}
+        self._patch(NODE_STATUSES, name, {"metadata": {"annotations": annotations}})
+
+    def delete_node_status(self, name: str) -> None:
+        """Delete one of peeringd's CalicoNodeStatus objects; one already gone is fine."""
+        self._delete(NODE_STATUSES, name, missing_ok=True)
 
     def apply(self, changes: tuple[Change, ...], *, cluster: str, state_hash: str) -> Iterator[Change]:
         """Apply Calico's changes in order, yielding each once the API server accepted it.
@@ -307,8 +367,11 @@ class Calico:
         )
         self._call("patch", kind.plural, request, name)
 
-    def _delete(self, kind: _Kind, name: str, resource_version: str | None = None) -> None:
-        """Delete ``name``; with ``resource_version``, only if nobody changed it since it was read."""
+    def _delete(
+        self, kind: _Kind, name: str, resource_version: str | None = None, *, missing_ok: bool = False
+    ) -> None:
+        """Delete ``name``; with ``resource_version``, only if nobody changed it since it was read;
+        with ``missing_ok``, an object already gone is not an error."""
         group, version = self.api_group.split("/")
         options = kubernetes.client.V1DeleteOptions(
             preconditions=kubernetes.client.V1Preconditions(resource_version=resource_version)
@@ -324,21 +387,33 @@ class Calico:
             body=options,
             _request_timeout=REQUEST_TIMEOUT,
         )
-        self._call("delete", kind.plural, request, name)
+        try:
+            request()
+        except ApiException as error:
+            if missing_ok and error.status == 404:
+                return
+            raise self._translate(error, "delete", kind.plural, name) from None
+        except urllib3.exceptions.HTTPError as error:
+            raise self._unavailable(error) from None
 
     def _api_groups(self) -> Any:
         return kubernetes.client.ApisApi(self._api).get_api_versions(
             _preload_content=False, _request_timeout=REQUEST_TIMEOUT
         )
 
-    def _list(self, kind: _Kind) -> list[dict[str, Any]]:
+    def _list(self, kind: _Kind, selector: str | None = None) -> list[dict[str, Any]]:
         group, version = self.api_group.split("/")
         document = self._call(
             "list",
             kind.plural,
             lambda: self._raw(
                 self._custom.list_cluster_custom_object(
-                    group, version, kind.plural, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+                    group,
+                    version,
+                    kind.plural,
+                    label_selector=selector,
+                    _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT,
                 )
             ),
         )
@@ -471,11 +546,18 @@ def _marks(cluster: str, state_hash: str | None = None, adc: str | None = None) 
     return {"labels": {ownership.MANAGED_BY_LABEL: ownership.MANAGED_BY}, "annotations": annotations}
 
 
-def _node_status(node: str, item: dict[str, Any]) -> live.NodeStatus:
+def _node_status(item: dict[str, Any], cluster: str) -> live.NodeStatus:
+    metadata = item.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
     status = item.get("status") or {}
     peers = (status.get("bgp") or {}).get("peersV4") or []
     return live.NodeStatus(
-        node=node,
+        node=(item.get("spec") or {}).get("node", ""),
+        name=metadata.get("name", ""),
+        # calico-node stamps lastUpdated on every report; the BGP section is its content.
+        reported=bool(status.get("lastUpdated") or status.get("bgp")),
+        owned=ownership.owns(metadata.get("labels") or {}, annotations, cluster),
+        expires_at=_parse_timestamp(annotations.get(EXPIRES_ANNOTATION)),
         peers=tuple(
             live.PeerStatus(
                 peer_ip=peer.get("peerIP", ""),
@@ -486,6 +568,20 @@ def _node_status(node: str, item: dict[str, Any]) -> live.NodeStatus:
             for peer in peers
         ),
     )
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_timestamp(text: str | None) -> datetime | None:
+    """An RFC 3339 time; None when absent or not understood (treated as made by an earlier
+    peeringd, so removed)."""
+    try:
+        moment = datetime.fromisoformat(text or "")
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _pool(item: dict[str, Any]) -> live.IPPool:

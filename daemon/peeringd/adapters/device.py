@@ -25,10 +25,11 @@ class Device(Protocol):
         ...
 
     def apply(self, changes: tuple[Change, ...]) -> Iterator[Change]:
-        """Send the lines for ``changes`` in one configuration session, yielding each change
-        once the device accepted its lines; then re-read the running config and raise
-        ``VerificationFailed`` unless every change took; then save if a ``SaveChange`` asks.
-        A rejected line raises ``CommandRejected`` and nothing after it is sent."""
+        """Send the lines for ``changes`` in one configuration session, in batches, yielding
+        each change once the device accepted its lines; then re-read the running config and
+        raise ``VerificationFailed`` unless every change took; then save if a ``SaveChange``
+        asks. A rejected line raises ``CommandRejected`` naming it, once the changes its
+        batch completed were yielded; nothing after its batch is sent."""
         ...
 
     def save(self) -> None:

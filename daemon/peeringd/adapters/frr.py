@@ -4,6 +4,10 @@ The SSH login must land in vtysh (the user's login shell, or an sshd
 ForceCommand); vtysh speaks Cisco's CLI closely enough for netmiko's
 ``cisco_ios`` driver. FRR has no BGP feature switch and no route-install: the
 dialect differences are in ``zebos.FRR``; sessions come from FRR's JSON summary.
+
+A pass that changes nothing sends two commands, ``show running-config`` and
+``show ip bgp summary json``: ``show startup-config`` is read only when the
+running config is not the one last compared or saved (see ``CliSession._unsaved``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ class Frr(CliSession):
     def observe(self) -> live.AdcSnapshot:
         with self._errors("show running-config"):
             connection = self._session()
-            running = self._running_config(connection)
+            running = self._current_config(connection)
             unsaved = self._unsaved(connection, running)
             sessions: tuple[live.Session, ...] = ()
             if running.router_as is not None:

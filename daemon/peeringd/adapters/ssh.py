@@ -5,7 +5,18 @@ reopens it when it drops or after any error (a session in an unknown mode is
 not worth saving), reads secrets from the files the state file names, checks
 host keys against knownHostsFile, never accepting a new one, and turns
 netmiko's and paramiko's exceptions into ``peeringd.errors`` here and nowhere
-else. Each reply is checked for the device's error lines before it is used.
+else. netmiko logs in; lines and replies then go through ``terminal``, which
+writes many lines at once and tells their replies apart. Each reply is checked
+for the device's error lines before it is used.
+
+A configuration session sends its lines in batches: the lines that stay in one
+mode (neighbours, max-paths) go out together; a line that enters or leaves a
+mode (``router bgp``, ``exit``, ``address-family``) goes alone, and only once it
+was accepted does anything after it follow, so no line ever runs in a mode it
+was not meant for. A line rejected inside a batch is named with the device's
+answer; the lines after it in the same batch were already sent, and the changes
+they complete are reported as applied. The session then ends without the
+verification, and the next pass re-reads what is there and plans what remains.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ import contextlib
 import hashlib
 import re
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
@@ -23,7 +35,7 @@ import paramiko
 from netmiko import ConnectHandler
 from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException, ReadTimeout
 
-from peeringd.adapters import zebos
+from peeringd.adapters import terminal, zebos
 from peeringd.core import desired
 from peeringd.core.plan import Change
 from peeringd.errors import (
@@ -44,6 +56,11 @@ __all__ = ["PROMPT", "CliSession"]
 PROMPT = r"[\w.-]+(?:\([\w-]+\))?#"
 
 _KEY_MISMATCH = re.compile(r"got '([A-Za-z0-9+/=]+)', expected '([A-Za-z0-9+/=]+)'")
+# How long the running config that proved a configuration session stands for a fresh read:
+# the pass's verification follows at once; a later pass reads the device again.
+_FRESH_SECONDS = 5.0
+# Configuration lines that enter or leave a mode: each is sent on its own (see above).
+_MODE_LINE = re.compile(r"(?:router |exit|end$|address-family|configure )")
 
 
 class CliSession:
@@ -55,8 +72,12 @@ class CliSession:
     error_prefixes: tuple[str, ...] = ("%",)
     # The AS of the running `router bgp`, as last read: rendering needs it.
     _router_as: int | None = None
-    # This session changed the running config and no save has succeeded since.
+    # This process changed the running config and no save has succeeded since.
     _save_pending = False
+    # The fingerprint of the running config as last read.
+    _last_running: int | None = None
+    # The running config read to prove the last configuration session, and when.
+    _verified: tuple[zebos.RunningConfig, float] | None = None
 
     def __init__(self, adc: desired.ADC, *, timeout: float = 30.0) -> None:
         self._start(adc.name, adc.ssh, timeout)
@@ -74,6 +95,11 @@ class CliSession:
         self._timeout = timeout
         self._connection: Any = None
         self._line = ""  # the line in flight, named by errors
+        # The fingerprint of the running config whose comparison with the startup config is
+        # known, and the answer: the startup config is read again only when the running one
+        # changed. A fingerprint, not the config: a daemon would keep thousands of
+        # neighbours between passes for it.
+        self._startup_known: tuple[int, bool] | None = None
 
     @property
     def address(self) -> str:
@@ -81,6 +107,7 @@ class CliSession:
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
+        self._startup_known = self._verified = None  # a new session may meet a rebooted device
         if connection is not None:
             with contextlib.suppress(Exception):  # the session is being thrown away either way
                 connection.disconnect()
@@ -90,7 +117,11 @@ class CliSession:
             return self._connection
         self.close()
         self._connection = ConnectHandler(**self._connect_parameters())
+        self._opened(self._connection)
         return self._connection
+
+    def _opened(self, connection: Any) -> None:
+        """What a driver checks once per session, right after the login."""
 
     def _connect_parameters(self) -> dict[str, Any]:
         ssh = self._ssh
@@ -138,18 +169,27 @@ class CliSession:
         except OSError as error:
             raise DeviceError(self.name, f"cannot read {path}: {error.strerror}") from None
 
-    def _send(self, connection: Any, command: str, prompt: str | None = None) -> str:
-        """``command``'s reply, waiting for ``prompt`` (a regex) when the command changes it;
-        raises CommandRejected when a reply line starts with one of ``error_prefixes``."""
-        self._line = command
-        output = str(connection.send_command(command, expect_string=prompt, read_timeout=self._timeout))
-        lines = output.splitlines()
-        # netmiko strips only the prompt it learnt at login: drop a trailing other one.
-        if prompt is not None and lines and re.fullmatch(prompt + r"\s*", lines[-1]):
-            lines.pop()
-        if rejected := [line.strip() for line in lines if line.strip().startswith(self.error_prefixes)]:
-            raise CommandRejected(self.name, command, " ".join(rejected))
-        return "\n".join(lines)
+    def _send(self, connection: Any, command: str, prompt: str) -> str:
+        """``command``'s reply, once the prompt (a regex) that ends it arrived; raises
+        CommandRejected when a reply line starts with one of ``error_prefixes``."""
+        (reply,) = self._exchange(connection, (command,), prompt)
+        if rejected := self._rejection(reply):
+            raise CommandRejected(self.name, command, rejected)
+        return reply
+
+    def _exchange(self, connection: Any, lines: tuple[str, ...], prompt: str) -> list[str]:
+        self._line = lines[0]
+        try:
+            return terminal.exchange(connection, lines, prompt, self._timeout)
+        except (terminal.NoReply, terminal.ChannelClosed) as error:
+            self._line = error.line
+            raise
+
+    def _rejection(self, reply: str) -> str:
+        """The device's error lines in ``reply``, joined; empty when it accepted the line."""
+        return " ".join(
+            line.strip() for line in reply.splitlines() if line.strip().startswith(self.error_prefixes)
+        )
 
     def _render(self, changes: tuple[Change, ...]) -> tuple[zebos.Step, ...]:
         """The lines for ``changes``; every token is checked before anything is sent."""
@@ -161,23 +201,52 @@ class CliSession:
     def _configure(
         self, connection: Any, steps: tuple[zebos.Step, ...], changes: tuple[Change, ...]
     ) -> Iterator[Change]:
-        """One configuration session: each step's lines, its change yielded once they are all
-        accepted; then the running config must show every change."""
+        """One configuration session: the steps' lines in batches, each step's change yielded
+        once all its lines were accepted; then the running config must show every change.
+
+        A rejected line raises CommandRejected naming it, after the changes that its batch
+        did complete were yielded; no batch after it is sent.
+        """
         self._save_pending = True
         self._send(connection, "configure terminal", PROMPT)
-        for step in steps:
-            for line in step.lines:
-                self._send(connection, line.strip(), PROMPT)
-            if step.change is not None:
-                yield step.change
+        lines = [(line.strip(), step) for step in steps for line in step.lines]
+        unanswered = {id(step): len(step.lines) for step in steps}
+        failed: set[int] = set()
+        rejected: list[tuple[str, str]] = []
+        waiting = list(steps)  # steps not yet yielded or given up, in order
+        for batch in _batches(lines):
+            replies = self._exchange(connection, tuple(line for line, _ in batch), PROMPT)
+            for (line, step), reply in zip(batch, replies, strict=True):
+                unanswered[id(step)] -= 1
+                if text := self._rejection(reply):
+                    rejected.append((line, text))
+                    failed.add(id(step))
+            while waiting and unanswered[id(waiting[0])] == 0:
+                step = waiting.pop(0)
+                if step.change is not None and id(step) not in failed:
+                    yield step.change
+            if rejected:
+                line, text = rejected[0]
+                more = f" ({len(rejected) - 1} later lines of its batch were rejected too)"
+                raise CommandRejected(self.name, line, text + (more if len(rejected) > 1 else ""))
         self._send(connection, "end", PROMPT)
         running = self._running_config(connection)
         if unmet := zebos.unmet(changes, running):
             raise VerificationFailed(f"{self.name}: the running config does not show {len(unmet)} changes")
+        self._verified = (running, time.monotonic())
+
+    def _current_config(self, connection: Any) -> zebos.RunningConfig:
+        """The running config: read now, or the one that proved a configuration session a
+        moment ago (the pass's own verification then reads it once, not twice)."""
+        verified, self._verified = self._verified, None
+        if verified is not None and time.monotonic() - verified[1] < _FRESH_SECONDS:
+            return verified[0]
+        return self._running_config(connection)
 
     def _running_config(self, connection: Any) -> zebos.RunningConfig:
         running = zebos.parse_running_config(self._send(connection, "show running-config", PROMPT))
         self._router_as = running.router_as
+        self._last_running = _fingerprint_of(running)
         return running
 
     def save(self) -> None:
@@ -186,24 +255,39 @@ class CliSession:
         with self._errors(self.save_command):
             self._save_pending = True
             self._persist(self._session())
-            self._save_pending = False
+            self._saved(self._last_running)
 
     def _persist(self, connection: Any) -> None:
         self._send(connection, self.save_command, PROMPT)
 
     def _unsaved(self, connection: Any, running: zebos.RunningConfig) -> bool:
         """Whether a reboot would bring back another BGP configuration than ``running``: a save
-        this session failed to make, or a startup config whose ``router bgp`` differs.
+        this process failed to make, or a startup config whose ``router bgp`` differs.
 
-        A startup config without ``router bgp`` tells nothing (FRR 8.4 prints an empty one
-        when vtysh does not find the file; a device may refuse the command): the failed saves
-        this session saw are then all that is known.
+        The startup config is read only when the running config is not the one last compared
+        (or saved): it changes only with the running one, or with a reboot, which ends the
+        session. A startup config without ``router bgp`` tells nothing (FRR 8.4 prints an
+        empty one when vtysh does not find the file; a device may refuse the command): the
+        failed saves this process saw are then all that is known.
         """
+        if self._save_pending:
+            return True
+        fingerprint = _fingerprint_of(running)
+        if self._startup_known is not None and self._startup_known[0] == fingerprint:
+            return self._startup_known[1]
         try:
             startup = zebos.parse_startup_config(self._send(connection, "show startup-config", PROMPT))
+            unsaved = startup.router_as is not None and startup != running
         except CommandRejected:
-            return self._save_pending
-        return self._save_pending or (startup.router_as is not None and startup != running)
+            unsaved = False
+        self._startup_known = (fingerprint, unsaved)
+        return unsaved
+
+    def _saved(self, running: int | None) -> None:
+        """A save succeeded: the startup config is now the running one last read (``running``
+        is its fingerprint)."""
+        self._save_pending = False
+        self._startup_known = None if running is None else (running, False)
 
     @contextlib.contextmanager
     def _errors(self, first_line: str) -> Iterator[None]:
@@ -223,13 +307,18 @@ class CliSession:
         except NetmikoTimeoutException as error:
             self.close()
             raise self._connect_error(str(error)) from None
-        except ReadTimeout:
+        except (ReadTimeout, terminal.NoReply):
             alive = self._connection is not None and self._connection.is_alive()
             self.close()
             if alive:
                 raise DeviceTimeout(
                     self.name, f"no answer to {self._line!r} within {self._timeout:g}s"
                 ) from None
+            raise DeviceUnreachable(
+                self.name, f"the connection dropped while sending {self._line!r}"
+            ) from None
+        except terminal.ChannelClosed:
+            self.close()
             raise DeviceUnreachable(
                 self.name, f"the connection dropped while sending {self._line!r}"
             ) from None
@@ -260,6 +349,28 @@ class CliSession:
         if "TCP connection to device failed" in message or "DNS failure" in message:
             return DeviceUnreachable(self.name, f"cannot connect to {where}")
         return DeviceTimeout(self.name, f"connecting to {where} timed out")
+
+
+def _fingerprint_of(running: zebos.RunningConfig) -> int:
+    """What ``_unsaved`` compares of a running config (its BGP facts), as one number."""
+    neighbours = tuple((n.address, n.remote_as, n.description) for n in running.neighbours)
+    return hash((running.router_as, neighbours, running.max_paths, running.route_install))
+
+
+def _batches(lines: list[tuple[str, zebos.Step]]) -> Iterator[list[tuple[str, zebos.Step]]]:
+    """The lines in sending order: a line that enters or leaves a mode alone, the lines
+    between such lines together."""
+    batch: list[tuple[str, zebos.Step]] = []
+    for entry in lines:
+        if _MODE_LINE.match(entry[0]):
+            if batch:
+                yield batch
+            yield [entry]
+            batch = []
+        else:
+            batch.append(entry)
+    if batch:
+        yield batch
 
 
 def _fingerprint(key_base64: str) -> str:

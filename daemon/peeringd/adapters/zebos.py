@@ -14,6 +14,7 @@ that could break a command line before a single line is produced.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -411,15 +412,18 @@ def _steps(changes: tuple[Change, ...], dialect: Dialect, router_as: int | None)
 
 def unmet(changes: tuple[Change, ...], running: RunningConfig) -> tuple[Change, ...]:
     """The changes ``running`` does not show: what a device accepted but did not do."""
-    return tuple(change for change in changes if not _holds(change, running))
+    neighbours = {neighbour.address: neighbour for neighbour in running.neighbours}
+    return tuple(change for change in changes if not _holds(change, running, neighbours))
 
 
-def _holds(change: Change, running: RunningConfig) -> bool:
+def _holds(
+    change: Change, running: RunningConfig, neighbours: dict[ipaddress.IPv4Address, live.Neighbour]
+) -> bool:
     match change:
         case RouterChange(after=after):
             return running.router_as == after
         case NeighbourChange(address=address, after=after):
-            found = next((n for n in running.neighbours if n.address == address), None)
+            found = neighbours.get(address)
             if after is None:
                 return found is None
             return found is not None and (found.remote_as, found.description) == (
@@ -502,6 +506,7 @@ def _description(spec: NeighbourSpec) -> str:
     return spec.description
 
 
+@functools.lru_cache(maxsize=16384)  # the same thousands of addresses, every pass
 def _ipv4(text: str) -> ipaddress.IPv4Address | None:
     try:
         return ipaddress.IPv4Address(text)

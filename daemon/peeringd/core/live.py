@@ -8,6 +8,7 @@ found); the rules that interpret them live in ``nodes``, ``ownership`` and ``pla
 from __future__ import annotations
 
 import ipaddress
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
@@ -128,10 +129,18 @@ class PeerStatus(_Frozen):
 
 
 class NodeStatus(_Frozen):
-    """A node's BGP peers from its CalicoNodeStatus; ``peers`` empty until calico-node reports."""
+    """A node's BGP peers from a CalicoNodeStatus; ``peers`` empty until calico-node reports.
+
+    ``owned``: peeringd made it for this cluster; ``expires_at``: when peeringd may remove
+    it (None on one of ours: an earlier peeringd made it without an expiry).
+    """
 
     node: str
     peers: tuple[PeerStatus, ...] = ()
+    name: str = ""
+    reported: bool = False
+    owned: bool = False
+    expires_at: datetime | None = None
 
 
 class LiveState(_Frozen):

@@ -217,6 +217,8 @@ def apply(
         result = reconcile.reconcile(
             loaded, systems, apply=True, confirm=confirm, revision=source.git_revision(state_file)
         )
+        if (calico := result.observed.calico) is not None and "calico" not in dict(result.errors):
+            _remove_expired(systems, loaded, {node.name for node in calico.nodes})
     _print_report(result, output)
     sys.exit(_exit_code(result))
 
@@ -430,6 +432,11 @@ def run(
     lease_duration: int,
 ) -> None:
     """Reconcile continuously: every policy.interval, and at once when the file or the nodes change."""
+    # A daemon runs for months: it declines two optional imports it never uses, 9 MB of its
+    # 80: invoke, which paramiko loads for `Match exec` in ssh_config files (peeringd reads
+    # none), and rich, which structlog loads for tracebacks on a terminal (it logs JSON).
+    for unused in ("invoke", "rich"):
+        sys.modules.setdefault(unused, None)  # type: ignore[arg-type]
     from peeringd.runtime import daemon, leader
 
     configure_logs("stdout")
@@ -472,6 +479,20 @@ def snapshot(state_file: Path, kubeconfig: Path | None, context: str | None, onl
         sys.exit(EXIT_ERROR)
 
 
+def _duration(_: click.Context, __: click.Parameter, value: str) -> float:
+    """Seconds of ``30s``, ``15m``, ``2h`` or a bare number of seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = value.strip().lower()
+    number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
+    try:
+        seconds = float(number) * unit
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration such as 30s, 15m or 2h") from None
+    if seconds < 0:
+        raise click.BadParameter(f"{value!r} is negative")
+    return seconds
+
+
 @main.command()
 @_STATE_FILE
 @_KUBECONFIG
@@ -479,6 +500,20 @@ def snapshot(state_file: Path, kubeconfig: Path | None, context: str | None, onl
 @_OUTPUT
 @_LEASE_NAMESPACE
 @_LEASE_NAME
+@click.option(
+    "--keep",
+    default="15m",
+    show_default=True,
+    callback=_duration,
+    help="How long the CalicoNodeStatus objects it creates stay, so that later calls answer "
+    "at once (then the daemon, `apply` or a later `status` removes them); 0 removes them now.",
+)
+@click.option(
+    "--update-period",
+    type=click.IntRange(1, 86400),
+    help="calico-node's report period for the objects it creates, in seconds; default one the "
+    "cluster can carry (10 s, or longer from 100 nodes up, at most 300 s).",
+)
 def status(
     state_file: Path,
     kubeconfig: Path | None,
@@ -486,13 +521,22 @@ def status(
     output: str,
     lease_namespace: str,
     lease_name: str,
+    keep: float,
+    update_period: int | None,
 ) -> None:
-    """Every desired BGP session from both ends: exit 0 all Established, 4 otherwise, 1 error."""
+    """Every desired BGP session from both ends: exit 0 all Established, 4 otherwise, 1 error.
+
+    calico-node's end comes from CalicoNodeStatus objects, created where missing; the first
+    call waits for calico-node's first report (at most the update period plus 2 s).
+    """
+    from datetime import timedelta
+
     from peeringd.runtime import leader, sessions
 
     loaded = _load(state_file)
+    options = sessions.StatusOptions(keep=timedelta(seconds=keep), period=update_period)
     with _connect(loaded, kubeconfig, context, None) as systems:
-        rows, errors = sessions.collect(loaded, systems)
+        rows, errors = sessions.collect(loaded, systems, options)
         calico_api = (
             f"calico: {systems.calico.api_group} at {systems.calico.server}"
             if systems.calico is not None and "calico" not in errors
@@ -527,6 +571,17 @@ def rbac(lease_namespace: str, lease_name: str) -> None:
     from peeringd.adapters import calico
 
     click.echo(calico.rbac_manifest(lease_namespace, lease_name), nl=False)
+
+
+def _remove_expired(systems: reconcile.Systems, loaded: LoadedState, nodes: set[str]) -> None:
+    """What `peeringd status` left behind and no longer needs; a failure only warns."""
+    from peeringd.runtime import sessions
+
+    assert systems.calico is not None
+    try:
+        sessions.remove_expired(systems.calico, loaded.state.cluster.name, nodes)
+    except PeeringdError as error:
+        click.echo(f"warning: expired CalicoNodeStatus objects not removed: {error}", err=True)
 
 
 def _ask(planned: planning.Plan, refusals: tuple[guards.Refusal, ...]) -> bool:

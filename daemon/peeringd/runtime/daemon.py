@@ -8,10 +8,18 @@ loading leaves the last good state in use, loudly. SIGTERM and SIGINT let the
 pass in flight finish (an ADC is never left mid-configuration), then exit 0.
 With leader election (``runtime.leader``), only the daemon holding the Lease
 writes, each write session behind its fence; the standby's passes only read.
+
+The daemon's load on the API server does not grow with the cluster: the Nodes
+come from a watched cache (no LIST while the watch is open), a pass that
+changes nothing makes three requests and no write, and it creates no
+CalicoNodeStatus (``peeringd_bgp_session_up`` is the ADC's view: it sees every
+session). Every few minutes it removes the CalicoNodeStatus objects that
+``peeringd status`` created and that expired (one LIST when there are none).
 """
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import random
@@ -37,14 +45,20 @@ from peeringd.runtime import leader, reconcile, sessions
 from peeringd.runtime.metrics import Metrics
 from peeringd.runtime.notify import Notifier
 from peeringd.runtime.source import StateSource
-from peeringd.runtime.watch import FileWatcher, NodeWatcher
+from peeringd.runtime.watch import FileWatcher, NodeCache
 
 __all__ = ["Daemon", "Options", "default_lock_file"]
 
 log = structlog.get_logger("peeringd")
 
+# The C library the interpreter runs on (its own symbols include libc's on Linux).
+_LIBC = ctypes.CDLL(None)
 _JOB = "reconcile"
 _BACKOFF_START = 2.0
+# How often the CalicoNodeStatus objects `peeringd status` left behind are looked at
+# (one LIST of peeringd's): they live for minutes, so minutes late is soon enough.
+_SWEEP_SECONDS = 300
+_CACHE_WAIT_SECONDS = 5.0
 # A pass running longer than this is stuck: stop feeding systemd's watchdog.
 _STUCK_AFTER = 600.0
 
@@ -89,8 +103,13 @@ class Daemon:
         self._systems_for: str | None = None  # the connection settings the systems were built for
         self._elector: leader.Elector | None = None
         self._last_status = "starting"
+        self._nodes: NodeCache | None = None
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(1), "watchdog": ThreadPoolExecutor(1)},
+            executors={
+                "default": ThreadPoolExecutor(1),
+                "watchdog": ThreadPoolExecutor(1),
+                "housekeeping": ThreadPoolExecutor(1),
+            },
             timezone=UTC,
         )
 
@@ -141,7 +160,6 @@ class Daemon:
         stop_metrics = self._start_metrics()
         files = FileWatcher(self._options.state_file, self._file_changed)
         files.start()
-        nodes = self._start_node_watch()
         self._install_signals()
         self._scheduler.add_job(
             self._pass,
@@ -150,6 +168,13 @@ class Daemon:
             max_instances=1,
             coalesce=True,
             next_run_time=datetime.now(UTC),
+        )
+        self._scheduler.add_job(
+            self._sweep,
+            IntervalTrigger(seconds=_SWEEP_SECONDS),
+            executor="housekeeping",
+            id="sweep",
+            next_run_time=datetime.now(UTC) + timedelta(seconds=10),
         )
         if (every := self._notify.watchdog_interval()) is not None:
             self._scheduler.add_job(
@@ -161,13 +186,10 @@ class Daemon:
         log.info("stopping: letting the pass in flight finish")
         self._notify.send(stopping="1", status="stopping")
         files.stop()
-        if nodes is not None:
-            nodes.stop()
         self._scheduler.shutdown(wait=True)
         if self._elector is not None:
             self._elector.stop()  # no pass runs any more: the Lease can go to the standby
-        if self._systems is not None:
-            self._systems.close()
+        self._close_systems()
         if stop_metrics is not None:
             stop_metrics()
         log.info("stopped")
@@ -199,6 +221,7 @@ class Daemon:
             try:
                 self._one_pass()
             finally:
+                _release_memory()
                 with self._state_lock:
                     self._running_since = None
                     self._last_pass_end = time.monotonic()
@@ -224,11 +247,13 @@ class Daemon:
             revision=self._source.revision,
             fence=elector.fence if elector is not None else None,
         )
-        self._metrics.record(result, time.monotonic() - started)
-        if leading and self._may_write("caliconodestatuses"):
-            self._record_sessions(loaded, systems, result)
+        seconds = time.monotonic() - started
+        self._metrics.record(result, seconds)
+        if (calico := result.observed.calico) is not None:
+            self._metrics.sessions(status.adc_sessions(loaded.state, calico, result.observed.adcs))
         log.info(
             "pass done",
+            seconds=round(seconds, 3),
             outcome=str(result.outcome),
             changes=len(result.planned.changes),
             applied=len(result.applied),
@@ -252,22 +277,8 @@ class Daemon:
             self._ready = True
             self._notify.send(ready="1")
 
-    def _record_sessions(
-        self, loaded: LoadedState, systems: reconcile.Systems, result: reconcile.Report
-    ) -> None:
-        """Both ends of every desired session, for peeringd_bgp_session_up."""
-        calico = result.observed.calico
-        if calico is None:
-            return
-        try:
-            statuses = sessions.node_statuses(loaded.state, calico, systems)
-        except PeeringdError as error:
-            log.warning("no calico-node status", error=str(error))
-            return
-        self._metrics.sessions(status.rows(loaded.state, calico, statuses, result.observed.adcs))
-
     def _may_write(self, target: str) -> bool:
-        """The fence, for writes outside the pass (CalicoNodeStatus objects)."""
+        """The fence, for writes outside the pass (removing expired CalicoNodeStatus objects)."""
         if self._elector is None:
             return True
         try:
@@ -281,14 +292,49 @@ class Daemon:
         an ADC takes seconds, and most edits change only what is configured."""
         key = _connection_key(loaded)
         if self._systems is None or self._systems_for != key:
-            if self._systems is not None:
-                self._systems.close()
-                self._systems = None
+            self._close_systems()
+            context = self._options.context or loaded.state.cluster.kubeconfig_context
+            self._nodes = self._start_node_cache(context)
             self._systems = reconcile.Systems.connect(
-                loaded, kubeconfig=self._options.kubeconfig, context=self._options.context
+                loaded, kubeconfig=self._options.kubeconfig, context=context, nodes=self._nodes
             )
             self._systems_for = key
         return self._systems
+
+    def _close_systems(self) -> None:
+        if self._nodes is not None:
+            self._nodes.stop()
+            self._nodes = None
+        if self._systems is not None:
+            self._systems.close()
+            self._systems = None
+
+    def _start_node_cache(self, context: str | None) -> NodeCache | None:
+        """The watched Nodes, on a connection of their own (a watch holds one open)."""
+        try:
+            calico = Calico.connect(self._options.kubeconfig, context)
+        except PeeringdError as error:
+            log.error("no node watch", error=str(error))
+            return None
+        cache = NodeCache(calico, lambda: self._current().state.cluster.nodes.selector, self.ask_for_pass)
+        cache.start()
+        # The first pass reads the cache rather than listing every Node a second time.
+        cache.wait(_CACHE_WAIT_SECONDS)
+        return cache
+
+    def _sweep(self) -> None:
+        """Remove the CalicoNodeStatus objects ``peeringd status`` made whose retention ended or
+        whose node is gone (and those an earlier peeringd made for every node)."""
+        systems, cache = self._systems, self._nodes
+        if systems is None or systems.calico is None or not self._may_write("caliconodestatuses"):
+            return
+        cluster = self._current().state.cluster
+        known = cache.nodes(cluster.nodes.selector) if cache is not None else None
+        names = None if known is None else {node.name for node in known}
+        try:
+            sessions.remove_expired(systems.calico, cluster.name, names)
+        except PeeringdError as error:
+            log.warning("expired CalicoNodeStatus objects not removed", error=str(error))
 
     def _after_failure(self, reason: str) -> None:
         self._failures += 1
@@ -335,16 +381,6 @@ class Daemon:
             self._notify.send(ready="1")
         self.ask_for_pass("SIGHUP")
 
-    def _start_node_watch(self) -> NodeWatcher | None:
-        try:
-            calico = Calico.connect(self._options.kubeconfig, self._options.context)
-        except PeeringdError as error:
-            log.error("no node watch", error=str(error))
-            return None
-        watcher = NodeWatcher(calico, lambda: self._current().state.cluster.nodes.selector, self.ask_for_pass)
-        watcher.start()
-        return watcher
-
     def _start_metrics(self) -> Callable[[], None] | None:
         if self._options.metrics_address is None:
             return None
@@ -380,6 +416,15 @@ class Daemon:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, hup)
+
+
+def _release_memory() -> None:
+    """Hand the heap a pass freed back to the system. A pass over thousands of nodes briefly
+    holds tens of MB (device output, parsed configs, the plan); without this, the idle
+    daemon keeps that peak as its size. glibc only; elsewhere nothing happens."""
+    trim = getattr(_LIBC, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def _connection_key(loaded: LoadedState) -> str:

@@ -86,6 +86,8 @@ class Device:
         self.sessions: dict[str, BgpSession] = {}
         # (address, remote AS) -> when that peering was configured, for Up/Down.
         self._peered_since: dict[tuple[str, int], float] = {}
+        # The first config change not yet reflected in _peered_since.
+        self._changed_at: float | None = None
         self.track_neighbors()
 
     @staticmethod
@@ -123,14 +125,26 @@ class Device:
         self.track_neighbors()
 
     def track_neighbors(self) -> None:
-        """Note when each peering appeared or changed AS (call after every config change)."""
-        router = self.running.zebos.bgp
-        neighbors = router.neighbors if router is not None else {}
-        now = self._clock()
-        self._peered_since = {
-            (address, neighbor.remote_as): self._peered_since.get((address, neighbor.remote_as), now)
-            for address, neighbor in neighbors.items()
-        }
+        """Note that peerings may have appeared or changed AS (call after every config change).
+
+        Cheap, because a batch of thousands of lines calls it once a line: the peerings are
+        compared when Up/Down is next shown, and those new since then date from the first
+        change noted (seconds early at worst, for a simulator's Up/Down).
+        """
+        if self._changed_at is None:
+            self._changed_at = self._clock()
+
+    def _peerings(self) -> dict[tuple[str, int], float]:
+        """(address, remote AS) -> since when, for every configured neighbour."""
+        if self._changed_at is not None:
+            router = self.running.zebos.bgp
+            neighbors = router.neighbors if router is not None else {}
+            changed_at, self._changed_at = self._changed_at, None
+            self._peered_since = {
+                (address, n.remote_as): self._peered_since.get((address, n.remote_as), changed_at)
+                for address, n in neighbors.items()
+            }
+        return self._peered_since
 
     def session(self, address: str) -> BgpSession:
         """The session state set for `address`, or an established one."""
@@ -209,10 +223,11 @@ class Device:
         ]
         established = 0
         now = self._clock()
+        peerings = self._peerings()
         for address in sorted(router.neighbors, key=zebos.sort_key):
             neighbor = router.neighbors[address]
             session = self.session(address)
-            since = self._peered_since.get((address, neighbor.remote_as), now)
+            since = peerings.get((address, neighbor.remote_as), now)
             if session.state == "Established":
                 established += 1
                 minutes_up = int(now - since) // 60

@@ -8,6 +8,7 @@ Pure: no I/O and no device state here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
@@ -32,7 +33,7 @@ class Command:
     action: str
     syntax: str
 
-    @property
+    @functools.cached_property
     def tokens(self) -> tuple[str, ...]:
         return tuple(self.syntax.split())
 
@@ -108,10 +109,15 @@ def match(
     candidates = list(commands)
     for index, word in enumerate(words):
         survivors: list[Command] = []
+        # Many candidates share a token here (`neighbor <ip> ...`): judge each token once.
+        accepted: dict[str, bool] = {}
         for candidate in candidates:
             tokens = candidate.tokens
             if index < len(tokens):
-                if _token_accepts(tokens[index], word.text, validators, case_sensitive):
+                token = tokens[index]
+                if token not in accepted:
+                    accepted[token] = _token_accepts(token, word.text, validators, case_sensitive)
+                if accepted[token]:
                     survivors.append(candidate)
             elif tokens and _is_rest(tokens[-1]):
                 survivors.append(candidate)

@@ -22,7 +22,7 @@ import asyncssh
 
 from peeringd.lab.nssim import faults, shell, vtysh, zebos
 from peeringd.lab.nssim.device import BgpSession, Device, DeviceConfig
-from peeringd.lab.nssim.profile import DeviceProfile
+from peeringd.lab.nssim.profile import DeviceProfile, HaRole
 
 __all__ = [
     "JournalEntry",
@@ -218,6 +218,13 @@ class NetScalerSimulator:
         with self._lock:
             return self._device.running.copy()
 
+    def neighbor_addresses(self) -> frozenset[str]:
+        """The addresses of the running router's neighbours, without copying the whole config
+        (a benchmark polls it while thousands of neighbours are configured)."""
+        with self._lock:
+            router = self._device.running.zebos.bgp
+            return frozenset(router.neighbors) if router is not None else frozenset()
+
     def saved(self) -> DeviceConfig:
         """A copy of the saved config (what `save ns config` / `write` stored)."""
         with self._lock:
@@ -249,6 +256,12 @@ class NetScalerSimulator:
         with self._lock:
             self._device.reboot()
         self.disconnect_all()
+
+    def set_ha_role(self, role: HaRole) -> None:
+        """Change this node's HA role, as a failover does, without ending any session."""
+        with self._lock:
+            self.profile = dataclasses.replace(self.profile, ha_role=role)
+            self._device.profile = self.profile
 
     def set_bgp_session(self, address: str, state: str = "Established", prefixes: int = 0) -> None:
         """What `show ip bgp summary` reports for the neighbour at `address`."""
@@ -386,7 +399,7 @@ class NetScalerSimulator:
             session = shell.CliSession(self._device)
             greeting = session.greeting()
         try:
-            _write(process, greeting)
+            _write(process, [greeting])
             await self._converse(process, session, session_id)
         except (asyncssh.Error, ConnectionError):
             # The client went away (or a fault dropped it) while the device was busy.
@@ -409,11 +422,15 @@ class NetScalerSimulator:
             if not data:
                 process.exit(0)
                 return
+            # What the lines of one read print goes out together, as sshd sends what it read
+            # from a terminal at once: one SSH packet a line would cost a client thousands.
+            output: list[str] = []
             for event in editor.feed(data):
                 if isinstance(event, str):
-                    _write(process, event)
-                elif not await self._run_line(process, session, session_id, event):
+                    output.append(event)
+                elif not await self._run_line(process, session, session_id, event, output):
                     return
+            _write(process, output)
 
     async def _run_line(
         self,
@@ -421,8 +438,10 @@ class NetScalerSimulator:
         session: shell.CliSession,
         session_id: int,
         line: shell.Line,
+        output: list[str],
     ) -> bool:
-        """Run one received line through the faults and the CLI; False once the session ends."""
+        """Run one received line through the faults and the CLI, its reply added to ``output``
+        (sent first when the line is delayed or ends the session); False once the session ends."""
         with self._lock:
             action = self._faults.on_line(line.text)
             self._journal.append(
@@ -435,6 +454,8 @@ class NetScalerSimulator:
                     _fault_name(action),
                 )
             )
+        if action.drop is not None:
+            _write(process, output)
         if action.drop == "transport":
             process.channel.get_connection().abort()
             return False
@@ -442,11 +463,13 @@ class NetScalerSimulator:
             process.channel.close()
             return False
         if action.delay:
+            _write(process, output)
             await asyncio.sleep(action.delay)
         with self._lock:
             reply = session.reject(action.reject_text) if action.reject else session.handle(line)
-        _write(process, reply.output)
+        output.append(reply.output)
         if reply.close:
+            _write(process, output)
             process.exit(0)
             return False
         return True
@@ -462,7 +485,10 @@ def _fault_name(action: faults.FaultAction) -> str | None:
     return None
 
 
-def _write(process: asyncssh.SSHServerProcess[str], text: str) -> None:
-    """Send device text to the client as a terminal would (`\\n` becomes `\\r\\n`)."""
+def _write(process: asyncssh.SSHServerProcess[str], output: list[str]) -> None:
+    """Send device text to the client as a terminal would (`\\n` becomes `\\r\\n`), and empty
+    ``output``."""
+    text = "".join(output)
+    output.clear()
     if text:
         process.stdout.write(text.replace("\n", "\r\n"))
