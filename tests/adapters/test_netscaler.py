@@ -457,7 +457,8 @@ def test_the_secondary_of_an_ha_pair_is_not_configured(
         ),
         pytest.param(
             "!\nrouter bgp 500\n neighbor 10.0.0.11 remote-as 64512\nns#\n!\nend",
-            "line 4 is not configuration (a prompt, a pager?): 'ns#'",
+            # The reader takes a prompt on a line of its own as the end of the reply.
+            "the reply ends before `end`: it was cut off",
             id="prompt-inside",
         ),
     ],
@@ -468,6 +469,7 @@ def test_a_running_config_that_cannot_be_read_leaves_the_device_alone(
     """A garbled reply is not read as fewer neighbours: the device is not observed, nothing is
     sent, and the next pass, with a whole reply, finds nothing to change."""
     reconcile_device(driver, *NODES)
+    driver.observe()  # the verification's read of the running config is used up
     simulator.clear_journal()
     simulator.reject_line("show running-config", reply, times=1)  # answered with `reply`
     with pytest.raises(UnreadableReply) as caught:
@@ -475,9 +477,6 @@ def test_a_running_config_that_cannot_be_read_leaves_the_device_alone(
 
     assert str(caught.value) == f"adc-1: cannot read its reply to show running-config: {reason}"
     assert [(e.text, e.fault) for e in simulator.journal() if e.text.strip()] == [
-        ("show ha node", None),
-        ("show ns feature", None),
-        ("vtysh", None),
         ("show running-config", "rejected"),
     ]
     assert device_plan(driver, *NODES).changes == ()

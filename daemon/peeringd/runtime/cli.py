@@ -536,16 +536,17 @@ def status(
     loaded = _load(state_file)
     options = sessions.StatusOptions(keep=timedelta(seconds=keep), period=update_period)
     with _connect(loaded, kubeconfig, context, None) as systems:
-        rows, errors = sessions.collect(loaded, systems, options)
-        calico_api = (
-            f"calico: {systems.calico.api_group} at {systems.calico.server}"
-            if systems.calico is not None and "calico" not in errors
-            else None
-        )
+        # Read before the sessions: collecting them may wait for calico-node's first report.
         cluster_context = context or loaded.state.cluster.kubeconfig_context
         holder = (
             leader.describe_lease(kubeconfig, cluster_context, lease_namespace, lease_name)
             if output == "text"
+            else None
+        )
+        rows, errors = sessions.collect(loaded, systems, options)
+        calico_api = (
+            f"calico: {systems.calico.api_group} at {systems.calico.server}"
+            if systems.calico is not None and "calico" not in errors
             else None
         )
     if output == "json":
