@@ -4,8 +4,8 @@ The one function behind ``apply``, ``run``, the lab and the tests. Each system
 (Calico, every ADC) is observed and applied on its own: one that is down is
 reported and the others are still reconciled. Systems are observed at the same
 time, and the ADCs are changed at the same time, each in its own thread (their
-time is spent waiting for devices and the API server), so a pass over four ADCs
-takes about as long as over one. Calico is changed once every ADC is done: an
+time is spent waiting for devices and the API server), so no ADC waits for
+another. Calico is changed once every ADC is done: an
 ADC whose configuration failed gets no Calico peer pointing at it in the same
 pass. A 409 from the API server re-reads and re-plans instead of overwriting.
 """
