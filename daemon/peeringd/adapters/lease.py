@@ -30,6 +30,7 @@ __all__ = ["GROUP", "LeaseClient"]
 
 GROUP = "coordination.k8s.io"
 
+
 class LeaseClient:
     """One Lease, ``namespace/name``, through its own connection to the API server."""
 
@@ -139,9 +140,7 @@ class LeaseClient:
         if status == 409 or (status == 404 and verb == "update"):
             return LeaseConflict(f"{verb} {subject}: another daemon wrote it first ({message})")
         if status == 404:
-            return LeaseError(
-                f"{verb} {subject}: {message}: create the namespace, or pass --lease-namespace"
-            )
+            return LeaseError(f"{verb} {subject}: {message}: create the namespace, or pass --lease-namespace")
         if status == 429 or status >= 500:
             return LeaseUnavailable(f"{verb} {subject}: the API server failed ({status}): {message}")
         return LeaseError(f"{verb} {subject}: {status} {message}")

@@ -38,6 +38,7 @@ __all__ = [
     "KIND",
     "SSH",
     "Cluster",
+    "Confirm",
     "MaxPaths",
     "NodeSelection",
     "PeeringState",
@@ -62,6 +63,9 @@ _SELECTOR_TERM = (
     rf"|{_SELECTOR_KEY}\s*(==|=|!=)\s*{_SELECTOR_VALUE}"
     rf"|{_SELECTOR_KEY}\s+(in|notin)\s+\(\s*{_SELECTOR_VALUE}(\s*,\s*{_SELECTOR_VALUE})*\s*\)"
 )
+# policy.confirm.within: a session takes seconds to come up, a human will not wait forever.
+CONFIRM_MIN_SECONDS = 10
+CONFIRM_MAX_SECONDS = 900
 _DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 
@@ -99,7 +103,7 @@ def _split_selector(value: str) -> list[str]:
     return terms
 
 
-def _seconds(value: object) -> int:
+def _seconds(value: object, low: int = 5, high: int = 86400) -> int:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration")
     if isinstance(value, int):
@@ -109,9 +113,21 @@ def _seconds(value: object) -> int:
         seconds = hours * 3600 + minutes * 60 + secs
     else:
         raise ValueError(f"{value!r} is not a duration (write 60s, 5m or 1h30m)")
-    if not 5 <= seconds <= 86400:
-        raise ValueError(f"{value!r} is outside 5s..24h")
+    if not low <= seconds <= high:
+        raise ValueError(f"{value!r} is outside {_shown(low)}..{_shown(high)}")
     return seconds
+
+
+def _shown(seconds: int) -> str:
+    """A bound as the error shows it: 5s, 15m, 24h."""
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _confirm_window(value: object) -> int:
+    return _seconds(value, CONFIRM_MIN_SECONDS, CONFIRM_MAX_SECONDS)
 
 
 def _ipv4_network(value: object) -> object:
@@ -155,6 +171,19 @@ Seconds = Annotated[
             "anyOf": [
                 {"type": "string", "pattern": r"^(\d+h)?(\d+m)?(\d+s)?$"},
                 {"type": "integer", "minimum": 5, "maximum": 86400},
+            ],
+        }
+    ),
+]
+ConfirmWindow = Annotated[
+    int,
+    BeforeValidator(_confirm_window),
+    WithJsonSchema(
+        {
+            "description": "a duration: 90s, 2m, or whole seconds (10s..15m)",
+            "anyOf": [
+                {"type": "string", "pattern": r"^(\d+m)?(\d+s)?$"},
+                {"type": "integer", "minimum": 10, "maximum": 900},
             ],
         }
     ),
@@ -267,6 +296,15 @@ class ADC(_Model):
     ssh: SSH
 
 
+class Confirm(_Model):
+    """Confirm-or-revert: a pass that changed something must leave the BGP sessions up."""
+
+    within: ConfirmWindow = Field(
+        description="how long the sessions that were Established before the pass, and the new ones, "
+        "have to be Established on both ends again; else the pass is reverted"
+    )
+
+
 class Policy(_Model):
     """How boldly the daemon acts."""
 
@@ -289,6 +327,9 @@ class Policy(_Model):
         False,
         description="take hand-made objects that already agree with the file into ownership in place "
         "(a BGPPeer gets peeringd's label and annotations, an ADC neighbour its description)",
+    )
+    confirm: Confirm | None = Field(
+        None, description="revert a pass after which the BGP sessions are not Established (off if absent)"
     )
 
 

@@ -25,6 +25,7 @@ __all__ = [
 
 Json = dict[str, Any]
 
+
 class KubeApiError(Exception):
     """A refusal of the API server; `status` is the Status object it answers with."""
 

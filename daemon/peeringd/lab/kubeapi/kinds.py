@@ -42,6 +42,7 @@ _SERVER_VERSION: Final = {
     "platform": "linux/amd64",
 }
 
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Kind:
     """One served resource; identity-compared, so it can key the store."""

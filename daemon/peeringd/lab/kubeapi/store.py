@@ -69,6 +69,7 @@ _WRONG_NAMESPACE: Final = (
 # (namespace, name); the namespace is "" for cluster-scoped kinds.
 Key = tuple[str, str]
 
+
 @dataclasses.dataclass(frozen=True)
 class Event:
     resource_version: int
