@@ -31,6 +31,7 @@ __all__ = [
     "NotLeader",
     "OutputNotUnderstood",
     "PeeringdError",
+    "RevertRefused",
     "SnapshotError",
     "SourceProblem",
     "StateFileError",
@@ -188,3 +189,7 @@ class NotLeader(PeeringdError):
     """
 
     transient = True
+
+
+class RevertRefused(PeeringdError):
+    """A guard refused the plan that undoes a pass (policy.confirm): the pass stays applied."""

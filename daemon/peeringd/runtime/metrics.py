@@ -73,6 +73,11 @@ class Metrics:
             "1 when this daemon may write: it holds the leader-election Lease (or runs without one).",
             registry=self.registry,
         )
+        self.reverts = Counter(
+            "peeringd_reverts",
+            "Passes undone because the BGP sessions did not come back (policy.confirm).",
+            registry=self.registry,
+        )
         self._sessions: dict[tuple[str, str, str], bool] = {}
         self._session_text = _sessions_text(self._sessions)
         for result in ("converged", "drift", "refused", "failed"):

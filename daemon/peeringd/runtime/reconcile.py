@@ -12,6 +12,7 @@ pass. A 409 from the API server re-reads and re-plans instead of overwriting.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -126,6 +127,8 @@ class Report:
     applied: tuple[Change, ...]
     errors: tuple[tuple[str, PeeringdError], ...]
     observed: live.LiveState
+    # What the pass started from, when it applied something (confirm-or-revert needs it).
+    before: live.LiveState | None = None
 
     @property
     def transient(self) -> bool:
@@ -158,8 +161,10 @@ def reconcile(
     state = loaded.state
     enforce = apply and state.policy.mode == "enforce"
     applied_before: tuple[Change, ...] = ()  # by attempts that ended in a 409
+    first: live.LiveState | None = None
     for attempt in range(_CONFLICT_RETRIES):
         observed, errors = observe(loaded, systems)
+        first = first or observed
         planned = planner(state, observed)
         if systems.scope is not None:
             planned = planned.restricted(systems.scope)
@@ -183,7 +188,8 @@ def reconcile(
             applied_before = applied
             continue
         errors.update(apply_errors)
-        return _verify(loaded, systems, planned, applied, errors=errors, held=held, planner=planner)
+        verified = _verify(loaded, systems, planned, applied, errors=errors, held=held, planner=planner)
+        return dataclasses.replace(verified, before=first)
     raise AssertionError("unreachable: the last attempt always returns")
 
 
