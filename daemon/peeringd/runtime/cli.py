@@ -2,8 +2,10 @@
 
 Exit codes, the same for every command so scripts and git hooks can rely on
 them: 0 nothing to do / success, 1 error (bad file, unreachable system), 2
-changes pending (planned, or not applied), 3 a guard refused the plan, 4 a
-desired BGP session is not Established on both ends (``status``).
+changes pending (planned, or not applied), 3 a guard refused the plan (or
+``apply`` refused a desired state it reverted before), 4 a desired BGP session
+is not Established on both ends (``status``), 5 ``apply`` reverted its changes
+because the sessions did not come back (``policy.confirm``).
 
 Each command imports what it uses when it runs: `validate` in a git hook and
 `--help` must not pay for the Kubernetes client, netmiko and apscheduler.
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from peeringd.adapters.statefile import LoadedState
     from peeringd.core import guards, live
     from peeringd.core import plan as planning
-    from peeringd.runtime import reconcile
+    from peeringd.runtime import confirm, reconcile
 
 # Imports inside the commands are deliberate (see the module's docstring).
 # ruff: noqa: PLC0415
@@ -46,6 +48,7 @@ EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_REFUSED = 3
 EXIT_SESSIONS_DOWN = 4
+EXIT_REVERTED = 5
 
 _STATE_FILE = click.option(
     "-f",
@@ -199,6 +202,18 @@ def plan(
 @_ONLY
 @_ADOPT
 @_OUTPUT
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Apply a desired state even though policy.confirm reverted it before.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="PEERINGD_STATE_DIR",
+    help="Where apply remembers the desired states it reverted; default $STATE_DIRECTORY, "
+    "else $XDG_STATE_HOME/peeringd, else ~/.local/state/peeringd.",
+)
 def apply(
     state_file: Path,
     yes: bool,
@@ -207,20 +222,38 @@ def apply(
     only: str | None,
     adopt: bool | None,
     output: str,
+    force: bool,
+    state_dir: Path | None,
 ) -> None:
-    """Apply the plan once and verify it: exit 0 converged, 1 error, 2 not applied, 3 refused."""
-    from peeringd.runtime import reconcile, source
+    """Apply the plan once and verify it: exit 0 converged, 1 error, 2 not applied, 3 refused,
+    5 reverted (policy.confirm: the sessions did not come back)."""
+    from peeringd.runtime import confirm, reconcile, source
 
     loaded = _load(state_file, adopt)
-    confirm = None if yes or not sys.stdin.isatty() else _ask
-    with _connect(loaded, kubeconfig, context, only) as systems:
-        result = reconcile.reconcile(
-            loaded, systems, apply=True, confirm=confirm, revision=source.git_revision(state_file)
+    memory = confirm.RevertMemory(state_dir / "reverted") if state_dir else confirm.default_memory()
+    if loaded.state.policy.confirm is not None and not force and (why := memory.recall(loaded.sha256)):
+        click.echo(
+            f"error: this desired state (sha256 {loaded.sha256[:12]}) was reverted: {why}; "
+            "change the file, or apply --force",
+            err=True,
         )
+        sys.exit(EXIT_REFUSED)
+    ask = None if yes or not sys.stdin.isatty() else _ask
+    revision = source.git_revision(state_file)
+    verdict = None
+    with _connect(loaded, kubeconfig, context, only) as systems:
+        result = reconcile.reconcile(loaded, systems, apply=True, confirm=ask, revision=revision)
+        if confirm.wanted(loaded, result):
+            verdict = confirm.confirm_or_revert(loaded, systems, result, revision=revision)
         if (calico := result.observed.calico) is not None and "calico" not in dict(result.errors):
             _remove_expired(systems, loaded, {node.name for node in calico.nodes})
-    _print_report(result, output)
-    sys.exit(_exit_code(result))
+    _print_report(result, output, verdict)
+    if verdict is None or verdict.confirmed:
+        if verdict is not None:
+            memory.forget(loaded.sha256)
+        sys.exit(_exit_code(result))
+    memory.remember(loaded.sha256, verdict.reason())
+    sys.exit(EXIT_REVERTED)
 
 
 @main.command()
@@ -610,7 +643,7 @@ def _connect(
         systems.close()
 
 
-def _print_report(result: reconcile.Report, output: str) -> None:
+def _print_report(result: reconcile.Report, output: str, verdict: confirm.Verdict | None = None) -> None:
     from peeringd.runtime import report
 
     if output == "json":
@@ -622,6 +655,8 @@ def _print_report(result: reconcile.Report, output: str) -> None:
             "applied": [change.model_dump(mode="json") for change in result.applied],
             "errors": [{"target": target, "error": str(error)} for target, error in result.errors],
         }
+        if verdict is not None:
+            document["confirmation"] = verdict.document()
         click.echo(json.dumps(document, indent=2))
         return
     group = result.observed.calico.api_group if result.observed.calico else None
@@ -629,6 +664,8 @@ def _print_report(result: reconcile.Report, output: str) -> None:
     if result.applied:
         click.echo(f"Applied {len(result.applied)} changes; {result.outcome}.")
     print_errors(result)
+    if verdict is not None:
+        click.echo(verdict.text(), nl=False, err=not verdict.confirmed)
 
 
 def print_errors(result: reconcile.Report) -> None:

@@ -71,6 +71,28 @@ class Verdict:
             return f"sessions not Established within {self.within}s: {sessions_down}"
         return "sessions could not be read: " + "; ".join(f"{t}: {e}" for t, e in self.errors)
 
+    def text(self) -> str:
+        """For a human: confirmed, or what was reverted, left and not verified."""
+        if self.confirmed:
+            return f"Confirmed: the sessions are Established (policy.confirm within {self.within}s).\n"
+        lines = [f"Reverted {len(self.reverted)} changes: {self.reason()}"]
+        lines += (f"  reverted {change.target}: {report.describe(change)}" for change in self.reverted)
+        lines += (f"  left {finding.target}: {finding.message}" for finding in self.left)
+        lines += (f"  NOT reverted {c.target}: {report.describe(c)}" for c in self.unreverted)
+        return "\n".join(lines) + "\n"
+
+    def document(self) -> dict[str, object]:
+        """For ``-o json``."""
+        return {
+            "confirmed": self.confirmed,
+            "within": self.within,
+            "down": [row.model_dump(mode="json") for row in self.down],
+            "reverted": [change.model_dump(mode="json") for change in self.reverted],
+            "left": [finding.model_dump(mode="json") for finding in self.left],
+            "unreverted": [change.model_dump(mode="json") for change in self.unreverted],
+            "errors": [{"target": target, "error": str(error)} for target, error in self.errors],
+        }
+
 
 def wanted(loaded: LoadedState, result: reconcile.Report) -> bool:
     """Whether ``result`` is a pass to confirm: the file asks for it and something changed."""

@@ -13,7 +13,10 @@ The daemon's load on the API server does not grow with the cluster: the Nodes
 come from a watched cache (no LIST while the watch is open), a pass that
 changes nothing makes three requests and no write, and it creates no
 CalicoNodeStatus (``peeringd_bgp_session_up`` is the ADC's view: it sees every
-session). Every few minutes it removes the CalicoNodeStatus objects that
+session), but while it confirms a pass that changed something (``policy.confirm``,
+``runtime.confirm``), which reads both ends as ``status`` does. A reverted desired
+state is remembered in memory by its hash and not applied again until the file changes.
+Every few minutes it removes the CalicoNodeStatus objects that
 ``peeringd status`` created and that expired (one LIST when there are none).
 """
 
@@ -42,7 +45,7 @@ from peeringd.adapters.calico import Calico
 from peeringd.adapters.statefile import LoadedState
 from peeringd.core import status
 from peeringd.errors import LockHeld, NotLeader, PeeringdError
-from peeringd.runtime import leader, reconcile, sessions
+from peeringd.runtime import confirm, leader, reconcile, sessions
 from peeringd.runtime.metrics import Metrics
 from peeringd.runtime.notify import Notifier
 from peeringd.runtime.source import StateSource
@@ -105,6 +108,8 @@ class Daemon:
         self._elector: leader.Elector | None = None
         self._last_status = "starting"
         self._nodes: NodeCache | None = None
+        # Desired states (by content hash) whose pass was reverted, and why: not applied again.
+        self._reverted: dict[str, str] = {}
         self._scheduler = BackgroundScheduler(
             executors={
                 "default": ThreadPoolExecutor(1),
@@ -241,13 +246,19 @@ class Daemon:
             return
         elector = self._elector
         leading = elector is None or elector.leading
+        fence = elector.fence if elector is not None else None
         result = reconcile.reconcile(
             loaded,
             systems,
-            apply=leading,
+            apply=leading and loaded.sha256 not in self._reverted,
             revision=self._source.revision,
-            fence=elector.fence if elector is not None else None,
+            fence=fence,
         )
+        verdict = None
+        if confirm.wanted(loaded, result):
+            verdict = confirm.confirm_or_revert(
+                loaded, systems, result, revision=self._source.revision, fence=fence, stopping=self._stopping
+            )
         seconds = time.monotonic() - started
         self._metrics.record(result, seconds)
         if (calico := result.observed.calico) is not None:
@@ -260,7 +271,19 @@ class Daemon:
             applied=len(result.applied),
             errors={target: str(error) for target, error in result.errors},
         )
-        if result.outcome == reconcile.Outcome.REFUSED:
+        if verdict is not None and not verdict.confirmed:
+            self._reverted[loaded.sha256] = verdict.reason()
+            self._metrics.reverts.inc()
+            self._status(
+                f"reverted {len(verdict.reverted)} changes"
+                f"{'' if verdict.clean else ' (not all: see the log)'}: {verdict.reason()}; "
+                f"state {loaded.sha256[:12]} is not applied again until the file changes"
+            )
+        elif (reason := self._reverted.get(loaded.sha256)) is not None and leading:
+            self._status(
+                f"not applying state {loaded.sha256[:12]}, reverted before ({reason}); {result.outcome}"
+            )
+        elif result.outcome == reconcile.Outcome.REFUSED:
             # Refused until the file changes: the next interval is soon enough to say so again.
             self._status("refused: " + "; ".join(r.message for r in result.refusals))
         elif result.outcome == reconcile.Outcome.FAILED:
@@ -400,7 +423,9 @@ class Daemon:
         with self._state_lock:
             running_since, last_end = self._running_since, self._last_pass_end
         now = time.monotonic()
-        if running_since is not None and now - running_since > _STUCK_AFTER:
+        confirming = self._current().state.policy.confirm
+        stuck_after = _STUCK_AFTER + (confirming.within if confirming is not None else 0)
+        if running_since is not None and now - running_since > stuck_after:
             return f"a pass has been running for {now - running_since:.0f}s"
         interval = self._current().state.policy.interval
         if running_since is None and now - last_end > 3 * interval + _STUCK_AFTER:
