@@ -170,6 +170,21 @@ def test_the_content_hash_identifies_the_bytes(tmp_path: Path) -> None:
             id="interval",
         ),
         pytest.param(
+            lambda t: t + "policy:\n  confirm: {within: 5s}\n",
+            ["16:21: policy.confirm.within: '5s' is outside 10s..15m"],
+            id="confirm-too-short",
+        ),
+        pytest.param(
+            lambda t: t + "policy:\n  confirm: {within: 16m}\n",
+            ["16:21: policy.confirm.within: '16m' is outside 10s..15m"],
+            id="confirm-too-long",
+        ),
+        pytest.param(
+            lambda t: t + "policy:\n  confirm: {}\n",
+            ["16:12: policy.confirm.within: is required"],
+            id="confirm-without-window",
+        ),
+        pytest.param(
             lambda t: t.replace("10.102.33.208\n    ssh", "192.168.4.1\n    ssh"),
             ["10:13: adcs[0].peerIP: 192.168.4.1 lies inside the pod network 192.168.0.0/16"],
             id="peer-in-pod-network",
@@ -183,6 +198,19 @@ def test_the_content_hash_identifies_the_bytes(tmp_path: Path) -> None:
 )
 def test_bad_files_name_line_column_and_field(edit: object, expected: list[str], tmp_path: Path) -> None:
     assert expected == problems(edit(VALID), tmp_path)  # type: ignore[operator]
+
+
+def test_confirm_is_off_by_default_and_reads_its_window(tmp_path: Path) -> None:
+    path = tmp_path / "peering.yaml"
+    path.write_text(VALID)
+    off = statefile.load(path).state.policy.confirm
+    path.write_text(VALID + "policy:\n  confirm: {within: 1m30s}\n")
+
+    confirm = statefile.load(path).state.policy.confirm
+
+    assert off is None
+    assert confirm is not None
+    assert confirm.within == 90
 
 
 def test_no_adcs_is_written_as_an_empty_list(tmp_path: Path) -> None:

@@ -15,7 +15,11 @@ TIMING = election.Timing.scaled(15)
 
 def held(holder: str, *, duration: int = 15, transitions: int = 0) -> election.Record:
     return election.Record(
-        holder=holder, lease_duration_seconds=duration, acquire_time=T0, renew_time=T0, transitions=transitions
+        holder=holder,
+        lease_duration_seconds=duration,
+        acquire_time=T0,
+        renew_time=T0,
+        transitions=transitions,
     )
 
 

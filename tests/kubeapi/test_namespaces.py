@@ -48,7 +48,12 @@ def lease(name: str, namespace: str | None = "kube-system", **spec: Any) -> dict
 
 
 def secret(name: str, namespace: str = "default", **fields: Any) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace}, **fields}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        **fields,
+    }
 
 
 def coordination(api: client.ApiClient) -> Any:
@@ -105,7 +110,9 @@ class TestLeases:
         replaced = leases.replace_namespaced_lease("peeringd", "kube-system", read)
         assert replaced.spec.holder_identity == "b"
         assert int(replaced.metadata.resource_version) > int(created.metadata.resource_version)
-        assert [item.metadata.name for item in leases.list_namespaced_lease("kube-system").items] == ["peeringd"]
+        assert [item.metadata.name for item in leases.list_namespaced_lease("kube-system").items] == [
+            "peeringd"
+        ]
         leases.delete_namespaced_lease("peeringd", "kube-system")
         assert leases.list_namespaced_lease("kube-system").items == []
 
@@ -209,11 +216,17 @@ class TestLeases:
             ),
         ],
     )
-    def test_undecodable_specs_are_bad_requests(self, serve: Serve, spec: dict[str, Any], message: str) -> None:
+    def test_undecodable_specs_are_bad_requests(
+        self, serve: Serve, spec: dict[str, Any], message: str
+    ) -> None:
         """A wrong JSON type, or a MicroTime without six fractional digits, answers 400."""
         _, api = serve()
-        status, body = raw(api, "POST", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases",
-                           lease("peeringd", **spec))
+        status, body = raw(
+            api,
+            "POST",
+            "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases",
+            lease("peeringd", **spec),
+        )
         assert (status, body["message"]) == (400, message)
 
     def test_unknown_fields_are_dropped_with_a_warning(self, serve: Serve) -> None:
@@ -222,7 +235,10 @@ class TestLeases:
         path = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
         response = api.call_api(*api.param_serialize("POST", path, body=lease("peeringd", color="blue")))
         response.read()
-        assert (response.status, response.getheader("Warning")) == (201, '299 - "unknown field \\"spec.color\\""')
+        assert (response.status, response.getheader("Warning")) == (
+            201,
+            '299 - "unknown field \\"spec.color\\""',
+        )
         stored = server.get(LEASES, "peeringd", "kube-system")
         assert stored is not None
         assert "color" not in stored["spec"]
@@ -290,7 +306,10 @@ class TestNamespaces:
         with pytest.raises(client.ApiException) as error:
             core(api).delete_namespace("kube-system")
         assert error.value.status == 403
-        assert status_of(error)["message"] == 'namespaces "kube-system" is forbidden: this namespace may not be deleted'
+        assert (
+            status_of(error)["message"]
+            == 'namespaces "kube-system" is forbidden: this namespace may not be deleted'
+        )
 
 
 class TestSecrets:
@@ -305,12 +324,17 @@ class TestSecrets:
         )
         assert created.type == "Opaque"
         assert created.string_data is None
-        assert {key: base64.b64decode(value) for key, value in created.data.items()} == {"a": b"new", "b": b"x"}
+        assert {key: base64.b64decode(value) for key, value in created.data.items()} == {
+            "a": b"new",
+            "b": b"x",
+        }
 
     def test_data_must_be_base64(self, serve: Serve) -> None:
         """Go's decoder refuses it: 400, with the byte where it breaks."""
         _, api = serve()
-        status, body = raw(api, "POST", "/api/v1/namespaces/default/secrets", secret("bgp", data={"a": "no good"}))
+        status, body = raw(
+            api, "POST", "/api/v1/namespaces/default/secrets", secret("bgp", data={"a": "no good"})
+        )
         assert (status, body["message"]) == (
             400,
             'Secret in version "v1" cannot be handled as a Secret: illegal base64 data at input byte 2',
@@ -353,7 +377,10 @@ class TestRouting:
         _, api = serve()
         missing = raw(api, "GET", "/api/v1/secrets/bgp")
         refused = raw(api, "POST", "/api/v1/secrets", secret("bgp"))
-        assert (missing[0], missing[1]["message"]) == (404, "the server could not find the requested resource")
+        assert (missing[0], missing[1]["message"]) == (
+            404,
+            "the server could not find the requested resource",
+        )
         assert (refused[0], refused[1]["reason"]) == (405, "MethodNotAllowed")
 
     def test_cluster_scoped_kinds_have_no_namespaced_path(self, serve: Serve) -> None:
@@ -459,7 +486,12 @@ def test_namespaced_custom_resources(serve: Serve, tmp_path: Path) -> None:
     (crds / "widget.yaml").write_text(CRD)
     _, api = serve(crds=crds)
     objects = client.CustomObjectsApi(api)
-    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}}
+    widget = {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w"},
+        "spec": {"size": 1},
+    }
     created: Any = objects.create_namespaced_custom_object("example.com", "v1", "default", "widgets", widget)
     assert created["metadata"]["namespace"] == "default"
     resources = objects.get_api_resources("example.com", "v1").resources

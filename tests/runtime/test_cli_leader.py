@@ -42,13 +42,21 @@ class TestRbac:
         role, binding = printed[("Role", "peeringd-leader")], printed[("RoleBinding", "peeringd-leader")]
         assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "kube-system"
         assert lease_rules(role) == [((), ("create",)), (("peeringd",), ("get", "update"))]
-        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "peeringd-leader"}
-        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "peeringd", "namespace": "kube-system"}]
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "peeringd-leader",
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "peeringd", "namespace": "kube-system"}
+        ]
         assert lease_rules(printed[("ClusterRole", "peeringd")]) == []
 
     def test_another_lease_gets_its_own_rules(self) -> None:
         """The Role moves to the Lease's namespace and names it; the account stays where it is."""
-        printed = documents(peeringd("rbac", "--lease-namespace", "peeringd", "--lease-name", "bgp-leader").stdout)
+        printed = documents(
+            peeringd("rbac", "--lease-namespace", "peeringd", "--lease-name", "bgp-leader").stdout
+        )
         role, binding = printed[("Role", "peeringd-leader")], printed[("RoleBinding", "peeringd-leader")]
         assert (role["metadata"]["namespace"], binding["metadata"]["namespace"]) == ("peeringd", "peeringd")
         assert lease_rules(role) == [((), ("create",)), (("bgp-leader",), ("get", "update"))]
@@ -63,7 +71,9 @@ class TestRbac:
         elector.stop()
         sent = {(e.verb, e.name) for e in cluster.server.journal if e.resource == "leases"}
         role = documents(peeringd("rbac").stdout)[("Role", "peeringd-leader")]
-        granted = {(verb, name) for names, verbs in lease_rules(role) for verb in verbs for name in names or (None,)}
+        granted = {
+            (verb, name) for names, verbs in lease_rules(role) for verb in verbs for name in names or (None,)
+        }
         assert sent == {("get", "peeringd"), ("create", None), ("update", "peeringd")}
         assert sent <= granted
 
@@ -75,7 +85,9 @@ class TestStatus:
     def state_file(self, tmp_path: Path) -> Iterator[Path]:
         with NetScalerSimulator(host_key_path=tmp_path / "host-key") as adc:
             path = tmp_path / "peering.yaml"
-            path.write_text(daemon_harness.state_text(adc, daemon_harness.write_secrets(adc, tmp_path / "secrets")))
+            path.write_text(
+                daemon_harness.state_text(adc, daemon_harness.write_secrets(adc, tmp_path / "secrets"))
+            )
             yield path
 
     def test_the_holder_is_shown(self, cluster: Cluster, state_file: Path) -> None:

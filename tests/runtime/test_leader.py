@@ -48,10 +48,14 @@ def elector(cluster: Cluster, clock: Clock) -> Iterator[Callable[..., leader.Ele
     made: list[LeaseClient] = []
 
     def make(identity: str, changes: list[bool] | None = None, **options: Any) -> leader.Elector:
-        lease = LeaseClient.connect(cluster.kubeconfig, None, options.pop("namespace", "kube-system"), "peeringd")
+        lease = LeaseClient.connect(
+            cluster.kubeconfig, None, options.pop("namespace", "kube-system"), "peeringd"
+        )
         made.append(lease)
         on_change = changes.append if changes is not None else None
-        return leader.Elector(lease, TIMING, identity, on_change, clock=options.pop("clock", clock), **options)
+        return leader.Elector(
+            lease, TIMING, identity, on_change, clock=options.pop("clock", clock), **options
+        )
 
     yield make
     for lease in made:
@@ -79,7 +83,11 @@ class TestCampaign:
         assert (a.attempt(), b.attempt()) == (None, None)
         assert (a.leading, b.leading, b.leader, a_changes) == (True, False, "a", [True])
         spec = stored(cluster)
-        assert (spec["holderIdentity"], spec["leaseDurationSeconds"], spec["leaseTransitions"]) == ("a", 15, 0)
+        assert (spec["holderIdentity"], spec["leaseDurationSeconds"], spec["leaseTransitions"]) == (
+            "a",
+            15,
+            0,
+        )
         assert b.describe() == "standby, leader is a"
         assert a.describe() == "leader (lease kube-system/peeringd)"
 
@@ -94,7 +102,9 @@ class TestCampaign:
         assert (renewed["acquireTime"], renewed["leaseTransitions"]) == (first["acquireTime"], 0)
         assert renewed["renewTime"] > first["renewTime"]
 
-    def test_the_standby_takes_over_when_the_lease_runs_out(self, cluster: Cluster, elector: Any, clock: Clock) -> None:
+    def test_the_standby_takes_over_when_the_lease_runs_out(
+        self, cluster: Cluster, elector: Any, clock: Clock
+    ) -> None:
         """Not at 14.9 s after it last saw a renewal; at 15 s, counting a transition."""
         a, b = elector("a"), elector("b")
         a.attempt()
@@ -104,9 +114,15 @@ class TestCampaign:
         assert (b.leading, stored(cluster)["holderIdentity"]) == (False, "a")
         clock.advance(0.1)
         b.attempt()
-        assert (b.leading, stored(cluster)["holderIdentity"], stored(cluster)["leaseTransitions"]) == (True, "b", 1)
+        assert (b.leading, stored(cluster)["holderIdentity"], stored(cluster)["leaseTransitions"]) == (
+            True,
+            "b",
+            1,
+        )
 
-    def test_a_holder_that_sees_another_steps_down(self, cluster: Cluster, elector: Any, clock: Clock) -> None:
+    def test_a_holder_that_sees_another_steps_down(
+        self, cluster: Cluster, elector: Any, clock: Clock
+    ) -> None:
         """A paused holder, back after the takeover, learns it at its next attempt and does not take it back."""
         a_changes: list[bool] = []
         a, b = elector("a", a_changes), elector("b")
@@ -202,7 +218,9 @@ class TestFence:
             "fenced: the lease kube-system/peeringd is held by intruder; this daemon writes nothing"
         )
         assert (a.leading, a_changes) == (False, [True, False])
-        assert [(e["event"], e["target"]) for e in logs if "target" in e] == [("fenced: not writing", "adc-1")]
+        assert [(e["event"], e["target"]) for e in logs if "target" in e] == [
+            ("fenced: not writing", "adc-1")
+        ]
 
     def test_past_the_renew_deadline_it_does_not_even_ask(
         self, cluster: Cluster, elector: Any, clock: Clock

@@ -59,7 +59,9 @@ class World:
         for entry in self.cluster.server.journal[since:until]:
             if entry.verb in WRITE_VERBS and entry.resource not in (None, "leases"):
                 match = _USER_AGENT.match(entry.user_agent or "")
-                found.append((match["identity"] if match else str(entry.user_agent), entry.verb, entry.resource))
+                found.append(
+                    (match["identity"] if match else str(entry.user_agent), entry.verb, entry.resource)
+                )
         return found
 
 
@@ -195,7 +197,9 @@ def test_one_applies_and_the_standby_takes_over_from_a_killed_leader(
     assert [e["leader"] for e in restarted.daemon.events("leader seen")] == [standby.identity]
 
     assert {writer for writer, _, _ in world.writes(until=killed_at)} == {active.identity}
-    assert world.writes(killed_at) == [(standby.identity, "create", "bgpconfigurations")], f"in {took_over:.1f}s"
+    assert world.writes(killed_at) == [(standby.identity, "create", "bgpconfigurations")], (
+        f"in {took_over:.1f}s"
+    )
 
     assert standby.daemon.stop() == 0  # a clean stop hands the Lease over at once
     until(restarted.leads, bool, timeout=10, what="the restarted daemon leading after the release")
@@ -213,7 +217,9 @@ def test_a_leader_whose_lease_was_taken_over_does_not_write_its_next_change(
     since = len(world.cluster.server.journal)
     world.state_file.write_text(world.text(ebgp=4))
     until(
-        lambda: [e for e in world.cluster.server.journal[since:] if (e.verb, e.resource) == ("list", "bgppeers")],
+        lambda: [
+            e for e in world.cluster.server.journal[since:] if (e.verb, e.resource) == ("list", "bgppeers")
+        ],
         bool,
         timeout=20,
         what="a pass under way",
@@ -223,7 +229,11 @@ def test_a_leader_whose_lease_was_taken_over_does_not_write_its_next_change(
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
             "metadata": {"name": "peeringd", "namespace": "kube-system"},
-            "spec": {"holderIdentity": "elsewhere", "leaseDurationSeconds": 3600, "renewTime": micro_time_now()},
+            "spec": {
+                "holderIdentity": "elsewhere",
+                "leaseDurationSeconds": 3600,
+                "renewTime": micro_time_now(),
+            },
         }
     )
 
