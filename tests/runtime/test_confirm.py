@@ -8,15 +8,19 @@ alone, breaks every session, as it would on a real router.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from peeringd.lab.lab import CALICO, Lab
+from tests.bgplab.poll import until
+from tests.runtime import daemon_harness
+from tests.runtime.daemon_harness import DaemonProcess, NotifySocket
 from tests.runtime.test_cli import PEERINGD, peeringd
 from tests.support import REPO
 
@@ -131,3 +135,44 @@ def test_a_peer_changed_by_hand_during_the_window_is_left_alone(lab: Lab) -> Non
     assert run.returncode == 5, stderr
     assert "left calico: update of bgppeer adc-1: was changed by someone else since the pass" in stderr
     assert peer_as(lab) == 502
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    yield from daemon_harness.daemons(tmp_path)
+
+
+def test_the_daemon_reverts_says_so_and_waits_for_a_new_file(
+    lab: Lab, start: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    """The daemon's own copy moves the cluster to AS 64513 while the lab's calico-node keeps
+    reading 64512 (the nodes' real AS): the ADC's neighbours then expect the wrong AS."""
+    own = tmp_path / "daemon.yaml"
+    own.write_text(lab.state_file.read_text())
+    notify = NotifySocket(tmp_path / "notify.sock")
+    daemon = start(own, lab.kubeconfig, environment={"NOTIFY_SOCKET": str(notify.path)})
+    daemon.wait_for_event("pass confirmed: the sessions are Established", timeout=60)
+    own.write_text(own.read_text().replace("asNumber: 64512", "asNumber: 64513"))
+
+    reverted = daemon.wait_for_event("pass reverted", timeout=60)[0]
+    daemon.signal(signal.SIGHUP)  # a pass on the same file: not applied again
+    until(
+        lambda: [e for e in daemon.events("pass done") if e["outcome"] == "drift"],
+        bool,
+        timeout=30,
+        what="a pass that leaves the reverted state unapplied",
+    )
+
+    assert "BGPConfiguration default: as_number 64513 -> 64512" in " ".join(reverted["reverted"])
+    assert (reverted["left"], reverted["unreverted"]) == ([], [])
+    assert daemon.metrics()["peeringd_reverts_total"] == 1
+    statuses = [m.get("STATUS", "") for m in notify.received()]
+    assert any(
+        s.startswith("reverted ") and "not applied again until the file changes" in s for s in statuses
+    )
+    assert any(s.startswith("not applying state ") for s in statuses)
+    configuration = lab.api.get(f"bgpconfigurations.{CALICO}", "default")
+    assert configuration is not None
+    assert configuration["spec"]["asNumber"] == 64512
+    assert daemon.stop() == 0
+    notify.close()
