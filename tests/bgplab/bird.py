@@ -181,6 +181,11 @@ class BirdDaemon:
         if self._daemon is not None:
             self._daemon.stop()
 
+    def restart(self) -> None:
+        """Stop BIRD and start it again on its config, as a restarted calico-node does."""
+        self.stop()
+        self._start()
+
     def _start(self) -> None:
         pid_file = self._workdir / "bird.pid"
         argv = [_BIRD, "-f", "-c", str(self.config_path), "-s", str(self.socket_path)]
