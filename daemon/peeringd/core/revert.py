@@ -57,6 +57,16 @@ _OPPOSITE = {
 # Changes that are not undone: the feature stays on (it carries nothing by itself), and a
 # save is not a change of configuration (the revert saves again instead).
 _KEPT = (FeatureChange, SaveChange)
+# The kinds whose object ``_seen`` finds in live; a kind added later is not undone until it
+# is here (undoing what cannot be compared with live could overwrite someone's change).
+_READABLE = (
+    PeerChange,
+    ConfigurationChange,
+    NeighbourChange,
+    RouterChange,
+    MaxPathsChange,
+    RouteInstallChange,
+)
 
 Identity = tuple[str, str, str]
 
@@ -127,7 +137,7 @@ def plan(applied: Sequence[Change], before: live.LiveState, observed: live.LiveS
     for change in reversed(applied):
         if isinstance(change, NeighbourChange) and change.adc in replaced:
             continue  # made inside the new stanza: the old one comes back whole
-        undo = inverse(change)
+        undo = inverse(change) if isinstance(change, _READABLE) else None
         if undo is None:
             if not isinstance(change, _KEPT) and _observed(change.target, observed):
                 findings.append(_finding(change, "cannot be undone by peeringd; left as it is"))
@@ -181,6 +191,8 @@ def _seen(change: Change, observed: live.LiveState, cluster: str) -> _Seen | Non
             if peer is None:
                 return _Seen(None)
             return _Seen(PeerSpec.of(peer), ownership.owns_peer(peer, cluster), peer.resource_version)
+        if not isinstance(change, ConfigurationChange):
+            raise TypeError(f"no live view of {change.kind}")
         configuration = calico.configuration
         if configuration is None:
             return _Seen(ConfigurationSpec(as_number=CALICO_DEFAULT_AS, node_to_node_mesh=True))
