@@ -176,3 +176,16 @@ def test_the_daemon_reverts_says_so_and_waits_for_a_new_file(
     assert configuration["spec"]["asNumber"] == 64512
     assert daemon.stop() == 0
     notify.close()
+
+
+def test_a_revert_the_guards_refuse_leaves_the_pass_applied_and_says_so(lab: Lab) -> None:
+    """A first apply to Calico alone: its revert would remove the only BGPPeer (allowEmpty)."""
+    result = apply(lab, "--only", "calico")
+
+    assert result.returncode == 5, result.stdout + result.stderr
+    assert "Reverted 0 changes: sessions not Established within 10s" in result.stderr
+    assert (
+        "  error calico: calico: the plan removes every peeringd BGPPeer (1); set policy.allowEmpty"
+        in result.stderr
+    )
+    assert peer_as(lab) == 500

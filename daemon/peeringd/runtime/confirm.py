@@ -54,6 +54,7 @@ class Verdict:
     reverted: tuple[Change, ...] = ()
     left: tuple[Finding, ...] = ()
     unreverted: tuple[Change, ...] = ()
+    revert_errors: tuple[tuple[str, PeeringdError], ...] = ()
 
     @property
     def confirmed(self) -> bool:
@@ -62,7 +63,7 @@ class Verdict:
     @property
     def clean(self) -> bool:
         """Reverted completely: every change undone and verified (or nothing to undo)."""
-        return not self.unreverted and not self.left
+        return not self.unreverted and not self.left and not self.revert_errors
 
     def reason(self) -> str:
         """Why the pass was not confirmed, in one line."""
@@ -79,6 +80,7 @@ class Verdict:
         lines += (f"  reverted {change.target}: {report.describe(change)}" for change in self.reverted)
         lines += (f"  left {finding.target}: {finding.message}" for finding in self.left)
         lines += (f"  NOT reverted {c.target}: {report.describe(c)}" for c in self.unreverted)
+        lines += (f"  error {target}: {error}" for target, error in self.revert_errors)
         return "\n".join(lines) + "\n"
 
     def document(self) -> dict[str, object]:
@@ -91,6 +93,9 @@ class Verdict:
             "left": [finding.model_dump(mode="json") for finding in self.left],
             "unreverted": [change.model_dump(mode="json") for change in self.unreverted],
             "errors": [{"target": target, "error": str(error)} for target, error in self.errors],
+            "revert_errors": [
+                {"target": target, "error": str(error)} for target, error in self.revert_errors
+            ],
         }
 
 
@@ -196,7 +201,7 @@ def _revert(
         reverted=tuple(reverted),
         left=tuple(left),
         unreverted=unreverted,
-        errors=(*verdict.errors, *errors),
+        revert_errors=tuple(errors),
     )
     log.error(
         "pass reverted",
