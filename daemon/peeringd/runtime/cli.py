@@ -113,7 +113,7 @@ def validate(state_file: Path | None, more: tuple[Path, ...]) -> None:
     invalid = False
     for path in files:
         try:
-            loaded = statefile.load(path)
+            loaded = statefile.load(path, secrets=False)
         except PeeringdError as error:
             click.echo(str(error) if isinstance(error, StateFileError) else f"error: {error}", err=True)
             invalid = True
