@@ -158,14 +158,21 @@ def _change_device(change: Any, snapshot: live.AdcSnapshot) -> live.AdcSnapshot:
         case RouteInstallChange():
             return snapshot.model_copy(update={"route_install": change.after})
         case NeighbourChange():
+            # A changed neighbour stays where it was in the running config; a new one comes last.
             neighbours = [n for n in snapshot.neighbours if n.address != change.address]
             if change.after is not None:
-                neighbours.append(
+                at = next(
+                    (i for i, n in enumerate(snapshot.neighbours) if n.address == change.address),
+                    len(neighbours),
+                )
+                neighbours.insert(
+                    at,
                     live.Neighbour(
                         address=change.address,
                         remote_as=change.after.remote_as,
                         description=change.after.description,
-                    )
+                        password=change.after.password,
+                    ),
                 )
             return snapshot.model_copy(update={"neighbours": tuple(neighbours)})
     raise AssertionError(f"unknown change {change!r}")

@@ -22,10 +22,12 @@ from typing import Any, Literal
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
-__all__ = ["LIMIT", "SHOWN", "Password", "agrees", "refusal", "word"]
+__all__ = ["LIMIT", "SECRET_NAME", "SHOWN", "Password", "agrees", "refusal", "word"]
 
 # Calico's BGPPeer password, and Linux's TCP MD5 key (TCP_MD5SIG_MAXKEYLEN), hold at most 80.
 LIMIT = 80
+# peeringd's Secret in calico-node's namespace: one key per ADC, named after it.
+SECRET_NAME = "peeringd-bgp-passwords"
 # What a password is, written anywhere peeringd writes: never the secret itself.
 SHOWN = "(set)"
 # Printable ASCII but space, quotes, backslash (BIRD's string escape) and `?` (vtysh's help key).

@@ -14,10 +14,12 @@ from peeringd.core.plan import (
     MaxPathsChange,
     NeighbourChange,
     PeerChange,
+    PeerSpec,
     Plan,
     RouteInstallChange,
     RouterChange,
     SaveChange,
+    SecretChange,
 )
 
 __all__ = ["describe", "plan_text", "subject", "summary"]
@@ -77,10 +79,15 @@ def describe(change: Change) -> str:
         case PeerChange(name=name, before=before, after=after):
             if after is None:
                 return f"BGPPeer {name}"
-            fields = f"peerIP {after.peer_ip}, asNumber {after.as_number}"
+            fields = f"peerIP {after.peer_ip}, asNumber {after.as_number}{_secret_ref(after.password)}"
             if before is None:
                 return f"BGPPeer {name}: {fields} (global peer)"
-            return f"BGPPeer {name}: {_arrow(before.model_dump(), after.model_dump())}"
+            return f"BGPPeer {name}: {_arrow(_peer_fields(before), _peer_fields(after))}"
+        case SecretChange(namespace=namespace, name=name, after=after):
+            if after is None:
+                return f"Secret {namespace}/{name} (no BGP password is wanted)"
+            words = ", ".join(f"{key} {word}" for key, word in change.passwords.items())
+            return f"Secret {namespace}/{name}: BGP passwords {words}"
         case ConfigurationChange(before=before, after=after):
             old = before.model_dump() if before else {}
             return f"BGPConfiguration default: {_arrow(old, after.model_dump(exclude_none=True))}"
@@ -95,9 +102,11 @@ def describe(change: Change) -> str:
         case NeighbourChange(address=address, before=before, after=after):
             spec = after or before
             assert spec is not None
+            password = f" password {change.password}" if change.password else ""
             if before is not None and after is not None:
-                return f"neighbor {address}: {_arrow(before.model_dump(), after.model_dump())}"
-            return f"neighbor {address} remote-as {spec.remote_as} description {spec.description}"
+                fields = _arrow(before.model_dump(exclude={"password"}), after.model_dump(exclude={"password"}))
+                return f"neighbor {address}:{f' {fields}' if fields else ''}{password}"
+            return f"neighbor {address} remote-as {spec.remote_as} description {spec.description}{password}"
         case MaxPathsChange(before=before, after=after):
             return f"max-paths: {_max_paths(before)} -> {_max_paths(after)}"
         case RouteInstallChange(after=after):
@@ -133,6 +142,8 @@ def subject(change: Change) -> str:
             return f"BGPPeer {name}"
         case ConfigurationChange():
             return "BGPConfiguration default"
+        case SecretChange(namespace=namespace, name=name):
+            return f"Secret {namespace}/{name}"
         case FeatureChange():
             return "feature BGP"
         case RouterChange():
@@ -146,6 +157,16 @@ def subject(change: Change) -> str:
         case SaveChange():
             return "saved configuration"
     raise AssertionError(f"unknown change {change!r}")
+
+
+def _peer_fields(spec: PeerSpec) -> dict[str, object]:
+    ref = spec.password
+    return {**spec.model_dump(exclude={"password"}), "password": f"{ref.name}/{ref.key}" if ref else None}
+
+
+def _secret_ref(ref: live.SecretKeyRef | None) -> str:
+    """How a BGPPeer's password reads: the Secret key it comes from, never the password."""
+    return "" if ref is None else f", password from Secret {ref.name} key {ref.key}"
 
 
 def _arrow(before: dict[str, object], after: dict[str, object]) -> str:
