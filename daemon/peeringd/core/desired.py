@@ -37,9 +37,9 @@ from peeringd.core import asn, secret
 __all__ = [
     "ADC",
     "API_VERSION",
-    "BgpPassword",
     "KIND",
     "SSH",
+    "BgpPassword",
     "Cluster",
     "MaxPaths",
     "NodeSelection",
@@ -255,9 +255,7 @@ class SSH(_Model):
         description="OpenSSH known_hosts that must hold the device's host key; default ~/.ssh/known_hosts",
     )
 
-    _relative_to_state_file = field_validator("password_file", "key_file", "known_hosts_file")(
-        _relative_path
-    )
+    _relative_to_state_file = field_validator("password_file", "key_file", "known_hosts_file")(_relative_path)
 
 
 class BgpPassword(_Model):

@@ -715,12 +715,15 @@ def _neighbour_changes(
                         "compared with the file (bgpPassword.obfuscated: refuse)",
                     )
                 )
+            after = spec
             if secret.agrees(spec.password, before.password, rotated=rotated):
                 # Never rewrite a password that agrees: the session would reset.
-                spec = spec.model_copy(update={"password": before.password})
-            if before != spec:
+                after = spec.model_copy(update={"password": before.password})
+            if before != after:
                 additions.append(
-                    NeighbourChange(action=Action.UPDATE, adc=adc, address=address, before=before, after=spec)
+                    NeighbourChange(
+                        action=Action.UPDATE, adc=adc, address=address, before=before, after=after
+                    )
                 )
         elif adopt and _neighbour_disagreement(existing, spec) is None:
             additions.append(
@@ -729,7 +732,8 @@ def _neighbour_changes(
                     adc=adc,
                     address=address,
                     before=NeighbourSpec.of(existing),
-                    after=spec,
+                    # Adoption adds the description only; the password follows in the next pass.
+                    after=spec.model_copy(update={"password": existing.password}),
                 )
             )
         else:

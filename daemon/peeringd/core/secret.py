@@ -27,7 +27,7 @@ __all__ = ["LIMIT", "SECRET_NAME", "SHOWN", "Password", "agrees", "refusal", "wo
 # Calico's BGPPeer password, and Linux's TCP MD5 key (TCP_MD5SIG_MAXKEYLEN), hold at most 80.
 LIMIT = 80
 # peeringd's Secret in calico-node's namespace: one key per ADC, named after it.
-SECRET_NAME = "peeringd-bgp-passwords"
+SECRET_NAME = "peeringd-bgp-passwords"  # noqa: S105  # a name, not a secret
 # What a password is, written anywhere peeringd writes: never the secret itself.
 SHOWN = "(set)"
 # Printable ASCII but space, quotes, backslash (BIRD's string escape) and `?` (vtysh's help key).
@@ -79,9 +79,7 @@ class Password:
         return core_schema.json_or_python_schema(
             json_schema=core_schema.chain_schema([core_schema.str_schema(), from_text]),
             python_schema=core_schema.is_instance_schema(cls),
-            serialization=core_schema.plain_serializer_function_ser_schema(
-                lambda _: SHOWN, when_used="json"
-            ),
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda _: SHOWN, when_used="json"),
         )
 
 
@@ -109,7 +107,9 @@ def agrees(wanted: Password | None, shown: Password | None, *, rotated: bool) ->
     return wanted == shown
 
 
-def word(before: Password | None, after: Password | None) -> Literal["(set)", "(changed)", "(removed)"] | None:
+def word(
+    before: Password | None, after: Password | None
+) -> Literal["(set)", "(changed)", "(removed)"] | None:
     """How a password change reads in a plan, or None when it does not change."""
     if before is None and after is None:
         return None

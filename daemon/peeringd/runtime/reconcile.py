@@ -202,10 +202,14 @@ def observe(loaded: LoadedState, systems: Systems) -> tuple[live.LiveState, dict
     and named in the errors."""
     selector = loaded.state.cluster.nodes.selector
     calico = systems.calico
+    passwords = any(adc.bgp_password is not None for adc in loaded.state.adcs)
+    namespace = loaded.state.cluster.calico_namespace
     readers: dict[str, Callable[[], Any]] = {name: device.observe for name, device in systems.devices.items()}
     if calico is not None:
         known = systems.nodes.nodes(selector) if systems.nodes is not None else None
-        readers[CALICO] = lambda: calico.observe(selector, nodes=known)
+        readers[CALICO] = lambda: calico.observe(
+            selector, nodes=known, passwords=passwords, password_namespace=namespace
+        )
     observed: dict[str, Any] = {}
     errors: dict[str, PeeringdError] = {}
     for target, (result, error) in _concurrently(readers).items():

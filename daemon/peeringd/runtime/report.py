@@ -83,11 +83,8 @@ def describe(change: Change) -> str:
             if before is None:
                 return f"BGPPeer {name}: {fields} (global peer)"
             return f"BGPPeer {name}: {_arrow(_peer_fields(before), _peer_fields(after))}"
-        case SecretChange(namespace=namespace, name=name, after=after):
-            if after is None:
-                return f"Secret {namespace}/{name} (no BGP password is wanted)"
-            words = ", ".join(f"{key} {word}" for key, word in change.passwords.items())
-            return f"Secret {namespace}/{name}: BGP passwords {words}"
+        case SecretChange():
+            return _secret(change)
         case ConfigurationChange(before=before, after=after):
             old = before.model_dump() if before else {}
             return f"BGPConfiguration default: {_arrow(old, after.model_dump(exclude_none=True))}"
@@ -99,14 +96,8 @@ def describe(change: Change) -> str:
                 if before is None
                 else f"router bgp {before} -> {after} (every session drops)"
             )
-        case NeighbourChange(address=address, before=before, after=after):
-            spec = after or before
-            assert spec is not None
-            password = f" password {change.password}" if change.password else ""
-            if before is not None and after is not None:
-                fields = _arrow(before.model_dump(exclude={"password"}), after.model_dump(exclude={"password"}))
-                return f"neighbor {address}:{f' {fields}' if fields else ''}{password}"
-            return f"neighbor {address} remote-as {spec.remote_as} description {spec.description}{password}"
+        case NeighbourChange():
+            return _neighbour(change)
         case MaxPathsChange(before=before, after=after):
             return f"max-paths: {_max_paths(before)} -> {_max_paths(after)}"
         case RouteInstallChange(after=after):
@@ -114,6 +105,26 @@ def describe(change: Change) -> str:
         case SaveChange():
             return "save the running configuration"
     raise AssertionError(f"unknown change {change!r}")
+
+
+def _secret(change: SecretChange) -> str:
+    """The password Secret: which ADCs' passwords come, change or go, never the passwords."""
+    where = f"Secret {change.namespace}/{change.name}"
+    if change.after is None:
+        return f"{where} (no BGP password is wanted)"
+    words = ", ".join(f"{key} {word}" for key, word in change.passwords.items())
+    return f"{where}: BGP passwords {words}"
+
+
+def _neighbour(change: NeighbourChange) -> str:
+    before, after, address = change.before, change.after, change.address
+    password = f" password {change.password}" if change.password else ""
+    if before is not None and after is not None:
+        fields = _arrow(before.model_dump(exclude={"password"}), after.model_dump(exclude={"password"}))
+        return f"neighbor {address}:{f' {fields}' if fields else ''}{password}"
+    spec = after or before
+    assert spec is not None
+    return f"neighbor {address} remote-as {spec.remote_as} description {spec.description}{password}"
 
 
 def _marking(change: Change) -> str:
