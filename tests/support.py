@@ -6,18 +6,20 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
-from peeringd.core import desired, live, ownership
+from peeringd.core import desired, live, ownership, secret
 from peeringd.core.plan import (
     Action,
     ConfigurationChange,
     FeatureChange,
     MaxPathsChange,
     NeighbourChange,
+    NeighbourSpec,
     PeerChange,
     Plan,
     RouteInstallChange,
     RouterChange,
     SaveChange,
+    SecretChange,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,6 +49,39 @@ def adc(
         "ssh": {"host": peer_ip, "username": "nsroot", "passwordFile": "/nonexistent/password"},
         **extra,
     }
+
+
+def with_passwords(state: desired.PeeringState, **values: str) -> desired.PeeringState:
+    """``state`` with BGP passwords as the loader reads them, by ADC name (``adc_1="..."``)."""
+    adcs = []
+    for adc in state.adcs:
+        value = values.get(adc.name.replace("-", "_"))
+        if value is not None:
+            setting = desired.BgpPassword(file=Path(f"/etc/peeringd/{adc.name}.bgp"))
+            if adc.bgp_password is not None:
+                setting = adc.bgp_password
+            adc = adc.model_copy(
+                update={"bgp_password": setting.model_copy(update={"value": secret.Password(value)})}
+            )
+        adcs.append(adc)
+    return state.model_copy(update={"adcs": tuple(adcs)})
+
+
+def password_secret(
+    exists: bool = False, readable: bool | None = True, cluster: str = CLUSTER, **values: str
+) -> live.PasswordSecret:
+    """peeringd's password Secret as observed, with passwords by ADC name (``adc_1="..."``)."""
+    return live.PasswordSecret(
+        namespace="calico-system",
+        name=secret.SECRET_NAME,
+        exists=exists or bool(values),
+        data=tuple(sorted((name.replace("_", "-"), secret.Password(v)) for name, v in values.items())),
+        labels=((ownership.MANAGED_BY_LABEL, ownership.MANAGED_BY),),
+        annotations=((ownership.CLUSTER_ANNOTATION, cluster),),
+        resource_version="3" if exists or values else "",
+        readable=readable,
+        reader="system:serviceaccount:calico-system:calico-node",
+    )
 
 
 def node(name: str, address: str | None, as_number: str | None = None) -> live.Node:
@@ -91,6 +126,12 @@ def neighbour(address: str, remote_as: int = 64512, node_name: str | None = None
     )
 
 
+def neighbour_spec(password: secret.Password | None = None, node_name: str = "node-1") -> NeighbourSpec:
+    return NeighbourSpec(
+        remote_as=64512, description=ownership.description(CLUSTER, node_name), password=password
+    )
+
+
 def apply(planned: Plan, observed: live.LiveState, cluster: str = CLUSTER) -> live.LiveState:
     """The live state after every change of ``planned`` took effect, as each change's contract says."""
     result = observed
@@ -100,7 +141,7 @@ def apply(planned: Plan, observed: live.LiveState, cluster: str = CLUSTER) -> li
 
 
 def _apply_one(change: Any, observed: live.LiveState, cluster: str) -> live.LiveState:
-    if isinstance(change, PeerChange | ConfigurationChange):
+    if isinstance(change, PeerChange | ConfigurationChange | SecretChange):
         assert observed.calico is not None
         return observed.model_copy(update={"calico": _apply_calico(change, observed.calico, cluster)})
     adcs = tuple(
@@ -111,6 +152,12 @@ def _apply_one(change: Any, observed: live.LiveState, cluster: str) -> live.Live
 
 
 def _apply_calico(change: Any, snapshot: live.CalicoSnapshot, cluster: str) -> live.CalicoSnapshot:
+    if isinstance(change, SecretChange):
+        assert snapshot.passwords is not None
+        written = snapshot.passwords.model_copy(
+            update={"exists": change.after is not None, "data": change.after or ()}
+        )
+        return snapshot.model_copy(update={"passwords": written})
     if isinstance(change, ConfigurationChange):
         current = snapshot.configuration or live.BGPConfiguration()
         fields = change.after.model_dump(exclude_none=True)
@@ -119,8 +166,9 @@ def _apply_calico(change: Any, snapshot: live.CalicoSnapshot, cluster: str) -> l
     if change.action != Action.DELETE:
         existing = next((p for p in snapshot.peers if p.name == change.name), None)
         written = owned_peer(change.name, change.after.peer_ip, change.after.as_number, cluster)
+        written = written.model_copy(update={"password": change.after.password})
         if existing is not None:
-            written = existing.model_copy(update=change.after.model_dump())
+            written = existing.model_copy(update=dict(change.after))
         if change.action in (Action.ADOPT, Action.RELEASE):
             written = _marked(written, cluster, change.for_adc if change.action == Action.ADOPT else None)
         peers.append(written)

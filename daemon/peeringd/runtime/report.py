@@ -172,7 +172,8 @@ def subject(change: Change) -> str:
 
 def _peer_fields(spec: PeerSpec) -> dict[str, object]:
     ref = spec.password
-    return {**spec.model_dump(exclude={"password"}), "password": f"{ref.name}/{ref.key}" if ref else None}
+    password = f"Secret {ref.name} key {ref.key}" if ref else "none"
+    return {**spec.model_dump(exclude={"password"}), "password": password}
 
 
 def _secret_ref(ref: live.SecretKeyRef | None) -> str:
