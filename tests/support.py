@@ -51,34 +51,32 @@ def adc(
     }
 
 
-def with_passwords(state: desired.PeeringState, **values: str) -> desired.PeeringState:
-    """``state`` with BGP passwords as the loader reads them, by ADC name (``adc_1="..."``)."""
+def with_passwords(state: desired.PeeringState, values: dict[str, str]) -> desired.PeeringState:
+    """``state`` with BGP passwords by ADC name, as the loader reads them from their files."""
     adcs = []
     for adc in state.adcs:
-        value = values.get(adc.name.replace("-", "_"))
+        value = values.get(adc.name)
+        setting = adc.bgp_password or desired.BgpPassword(file=Path(f"/etc/peeringd/{adc.name}.bgp"))
         if value is not None:
-            setting = desired.BgpPassword(file=Path(f"/etc/peeringd/{adc.name}.bgp"))
-            if adc.bgp_password is not None:
-                setting = adc.bgp_password
-            adc = adc.model_copy(
-                update={"bgp_password": setting.model_copy(update={"value": secret.Password(value)})}
-            )
-        adcs.append(adc)
+            password = setting.model_copy(update={"value": secret.Password(value)})
+            adcs.append(adc.model_copy(update={"bgp_password": password}))
+        else:
+            adcs.append(adc)
     return state.model_copy(update={"adcs": tuple(adcs)})
 
 
 def password_secret(
-    exists: bool = False, readable: bool | None = True, cluster: str = CLUSTER, **values: str
+    values: dict[str, str] | None = None, *, readable: bool | None = True, cluster: str = CLUSTER
 ) -> live.PasswordSecret:
-    """peeringd's password Secret as observed, with passwords by ADC name (``adc_1="..."``)."""
+    """peeringd's password Secret as observed, holding ``values`` by ADC name (absent when None)."""
     return live.PasswordSecret(
         namespace="calico-system",
         name=secret.SECRET_NAME,
-        exists=exists or bool(values),
-        data=tuple(sorted((name.replace("_", "-"), secret.Password(v)) for name, v in values.items())),
+        exists=values is not None,
+        data=tuple(sorted((name, secret.Password(value)) for name, value in (values or {}).items())),
         labels=((ownership.MANAGED_BY_LABEL, ownership.MANAGED_BY),),
         annotations=((ownership.CLUSTER_ANNOTATION, cluster),),
-        resource_version="3" if exists or values else "",
+        resource_version="3" if values is not None else "",
         readable=readable,
         reader="system:serviceaccount:calico-system:calico-node",
     )
@@ -154,10 +152,10 @@ def _apply_one(change: Any, observed: live.LiveState, cluster: str) -> live.Live
 def _apply_calico(change: Any, snapshot: live.CalicoSnapshot, cluster: str) -> live.CalicoSnapshot:
     if isinstance(change, SecretChange):
         assert snapshot.passwords is not None
-        written = snapshot.passwords.model_copy(
+        stored = snapshot.passwords.model_copy(
             update={"exists": change.after is not None, "data": change.after or ()}
         )
-        return snapshot.model_copy(update={"passwords": written})
+        return snapshot.model_copy(update={"passwords": stored})
     if isinstance(change, ConfigurationChange):
         current = snapshot.configuration or live.BGPConfiguration()
         fields = change.after.model_dump(exclude_none=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
-from peeringd.core import live, secret
+from peeringd.core import desired, live, secret
 from peeringd.core.plan import (
     Action,
     NeighbourChange,
@@ -34,16 +35,16 @@ def world(
     )
     ref = live.SecretKeyRef(name=secret.SECRET_NAME, key="adc-1") if stored is not None else None
     peer = support.owned_peer("adc-1", "10.0.0.100", 500).model_copy(update={"password": ref})
-    passwords = support.password_secret(readable=readable, **({"adc_1": stored} if stored else {}))
+    passwords = support.password_secret({"adc-1": stored} if stored else None, readable=readable)
     return live.LiveState(
         calico=support.calico(support.node("node-1", "10.0.0.11"), peers=(peer,), passwords=passwords),
         adcs=(support.device(router_as=500, neighbours=(neighbour,)),),
     )
 
 
-def wanted(password: str | None = PASSWORD, **adc: object) -> support.desired.PeeringState:
+def wanted(password: str | None = PASSWORD, **adc: Any) -> desired.PeeringState:
     state = support.state(support.adc(**{"saveConfig": False, "installRoutes": False, **adc}))
-    return support.with_passwords(state, adc_1=password) if password else state
+    return support.with_passwords(state, {"adc-1": password}) if password else state
 
 
 class TestPassword:
@@ -79,7 +80,9 @@ class TestPassword:
     def test_what_a_command_line_cannot_carry_is_refused(self, value: str, reason: str) -> None:
         refusal = secret.refusal(value)
 
-        assert refusal is not None and refusal.startswith(reason)
+        assert refusal is not None
+
+        assert refusal.startswith(reason)
 
     def test_eighty_printable_characters_are_fine(self) -> None:
         assert secret.refusal("!#$%&()*+,-./09:;<=>@AZ[]^_`az{|}~" + "x" * 46) is None
@@ -90,8 +93,10 @@ class TestPlan:
         planned = plan(wanted(), world())
 
         neighbour, secret_change, peer = planned.changes
-        assert isinstance(neighbour, NeighbourChange) and neighbour.password == "(set)"
-        assert isinstance(secret_change, SecretChange) and secret_change.action == Action.CREATE
+        assert isinstance(neighbour, NeighbourChange)
+        assert neighbour.password == "(set)"
+        assert isinstance(secret_change, SecretChange)
+        assert secret_change.action == Action.CREATE
         assert secret_change.passwords == {"adc-1": "(set)"}
         assert isinstance(peer, PeerChange)
         assert peer.after is not None
@@ -122,10 +127,12 @@ class TestPlan:
             ("secret", Action.UPDATE),
         ]
         neighbour, secret_change = planned.changes
-        assert isinstance(neighbour, NeighbourChange) and neighbour.password == "(changed)"
+        assert isinstance(neighbour, NeighbourChange)
+        assert neighbour.password == "(changed)"
         assert isinstance(secret_change, SecretChange)
         assert secret_change.passwords == {"adc-1": "(changed)"}
-        assert neighbour.before is not None and neighbour.before.password == shown  # for a revert
+        assert neighbour.before is not None
+        assert neighbour.before.password == shown  # for a revert
 
     def test_a_different_clear_password_is_changed(self) -> None:
         planned = plan(wanted(), world(secret.Password("Other-one"), stored=PASSWORD))
@@ -141,7 +148,8 @@ class TestPlan:
             ("secret", Action.DELETE),
         ]
         neighbour = planned.changes[0]
-        assert isinstance(neighbour, NeighbourChange) and neighbour.password == "(removed)"
+        assert isinstance(neighbour, NeighbourChange)
+        assert neighbour.password == "(removed)"
 
     def test_calico_node_unable_to_read_the_secret_is_an_error(self) -> None:
         planned = plan(wanted(), world(readable=False))
@@ -154,7 +162,8 @@ class TestPlan:
 
     def test_someone_elses_secret_of_that_name_is_an_error(self) -> None:
         observed = world()
-        assert observed.calico is not None and observed.calico.passwords is not None
+        assert observed.calico is not None
+        assert observed.calico.passwords is not None
         foreign = observed.calico.passwords.model_copy(update={"exists": True, "labels": ()})
         observed = observed.model_copy(
             update={"calico": observed.calico.model_copy(update={"passwords": foreign})}
@@ -181,7 +190,8 @@ class TestPlan:
 
         text = report.plan_text(planned, (), "crd.projectcalico.org/v1")
         dumped = json.dumps(planned.model_dump(mode="json"))
-        assert PASSWORD not in text and PASSWORD not in dumped
+        assert PASSWORD not in text
+        assert PASSWORD not in dumped
         assert "  ~ neighbor 10.0.0.11: password (set)" in text
         assert "  ~ BGPPeer adc-1: password none -> Secret peeringd-bgp-passwords key adc-1" in text
         assert "  + Secret calico-system/peeringd-bgp-passwords: BGP passwords adc-1 (set)" in text
