@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ruamel.yaml
 
 from peeringd.adapters import password_secret
 from peeringd.core import secret
@@ -72,8 +73,6 @@ def state_file(folder: Path, adc: NetScalerSimulator) -> tuple[Path, Path]:
 
 def allow_calico_node(cluster: Cluster) -> None:
     """What `peeringd rbac` prints for calico-node, applied as kubectl would."""
-    import ruamel.yaml
-
     for document in ruamel.yaml.YAML(typ="safe").load_all(password_secret.rbac_manifest(NAMESPACE)):
         cluster.server.put(document)
 
