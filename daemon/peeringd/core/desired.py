@@ -259,10 +259,7 @@ class SSH(_Model):
 
 
 class BgpPassword(_Model):
-    """The TCP MD5 password of every BGP session with this ADC, read from a file.
-
-    ``value`` is not part of the file: the loader fills it in from ``file``.
-    """
+    """The TCP MD5 password of every BGP session with this ADC, read from a file, never written here."""
 
     file: Path = Field(description="file holding the password (one line; at most 80 characters)")
     obfuscated: Literal["trust", "refuse"] = Field(
@@ -270,6 +267,7 @@ class BgpPassword(_Model):
         description="a password the device shows obfuscated cannot be compared: trust takes it "
         "as the file's unless peeringd's Secret says the file changed; refuse plans an error",
     )
+    # Not part of the file: the loader reads it from ``file``.
     value: SkipJsonSchema[secret.Password | None] = Field(None, exclude=True)
 
     _relative_to_state_file = field_validator("file")(_relative_path)
