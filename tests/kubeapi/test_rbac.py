@@ -54,8 +54,9 @@ def allowed(api: client.AuthorizationV1Api, name: str = "bgp", namespace: str = 
             ),
         )
     )
-    answer = api.create_subject_access_review(review)
-    return bool(answer.status.allowed)
+    status = api.create_subject_access_review(review).status
+    assert status is not None
+    return bool(status.allowed)
 
 
 def test_nothing_bound_is_denied(served: tuple[KubeApiServer, client.AuthorizationV1Api]) -> None:
