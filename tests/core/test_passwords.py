@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from peeringd.core import desired, live, secret
+from peeringd.core import desired, live, secret, status
 from peeringd.core.plan import (
     Action,
     NeighbourChange,
@@ -198,3 +198,22 @@ class TestPlan:
         assert '"password": "(set)"' in dumped
         assert isinstance(planned.changes[-1], PeerChange)
         assert any(isinstance(c, SaveChange) for c in planned.changes)
+
+
+class TestStatus:
+    def test_a_session_down_with_a_password_says_to_check_it(self) -> None:
+        """A wrong password drops TCP segments silently: the ends can only say Active or Connect."""
+        observed = world(secret.Password(PASSWORD), stored=PASSWORD)
+        assert observed.calico is not None
+        down = support.device(router_as=500, sessions=(live.Session(address="10.0.0.11", state="Active"),))
+        calico_node = live.NodeStatus(
+            node="node-1",
+            reported=True,
+            peers=(live.PeerStatus(peer_ip="10.0.0.100", type="GlobalPeer", state="Connect"),),
+        )
+
+        with_password = status.rows(wanted(), observed.calico, (down,), (calico_node,))
+        without = status.rows(wanted(None), observed.calico, (down,), (calico_node,))
+
+        assert [row.verdict_text for row in with_password] == [f"down ({status.PASSWORD_HINT})"]
+        assert [row.verdict_text for row in without] == ["down"]
