@@ -217,3 +217,31 @@ class TestStatus:
 
         assert [row.verdict_text for row in with_password] == [f"down ({status.PASSWORD_HINT})"]
         assert [row.verdict_text for row in without] == ["down"]
+
+
+class TestHolding:
+    """The Secret keeps the password of an ADC whose configuration failed in the pass."""
+
+    def change(self, before: dict[str, str] | None, after: dict[str, str]) -> SecretChange:
+        def data(values: dict[str, str]) -> tuple[tuple[str, secret.Password], ...]:
+            return tuple(sorted((key, secret.Password(value)) for key, value in values.items()))
+
+        return SecretChange(
+            action=Action.UPDATE if before is not None else Action.CREATE,
+            namespace="calico-system",
+            name=secret.SECRET_NAME,
+            before=data(before) if before is not None else None,
+            after=data(after),
+        )
+
+    def test_a_failed_adcs_key_keeps_its_old_value(self) -> None:
+        held = self.change({"adc-1": "Old", "adc-2": "Old"}, {"adc-1": "New", "adc-2": "New"}).holding(
+            {"adc-1"}
+        )
+
+        assert held is not None
+        assert held.passwords == {"adc-2": "(changed)"}
+
+    def test_nothing_left_is_none(self) -> None:
+        assert self.change({"adc-1": "Old"}, {"adc-1": "New"}).holding({"adc-1"}) is None
+        assert self.change(None, {"adc-1": "New"}).holding({"adc-1"}) is None

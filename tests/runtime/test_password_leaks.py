@@ -142,3 +142,20 @@ def test_every_command_keeps_the_password_to_itself(
     assert code == 0, text
     out.texts += [daemon.log.read_text(), metrics]
     assert out.leaks(KNOWN, ROTATED) == []
+
+
+def test_a_rotation_the_adc_did_not_take_leaves_calicos_password_as_it_was(
+    cluster: Cluster, adc: NetScalerSimulator, tmp_path: Path
+) -> None:
+    """Both ends keep the password they share: the sessions stay up until the ADC takes the new one."""
+    path, password = state_file(tmp_path, adc)
+    allow_calico_node(cluster)
+    kube = ("--kubeconfig", cluster.kubeconfig)
+    assert peeringd("apply", "--yes", "-f", path, *kube).returncode == 0
+    password.write_text(ROTATED + "\n")
+    adc.stop()
+
+    failed = peeringd("apply", "--yes", "-f", path, *kube)
+
+    assert failed.returncode == 1
+    assert stored_password(cluster) == KNOWN

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -160,6 +160,20 @@ class SecretChange(_Change):
         before, after = dict(self.before or ()), dict(self.after or ())
         words = {key: secret.word(before.get(key), after.get(key)) for key in sorted({*before, *after})}
         return {key: word for key, word in words.items() if word is not None}
+
+    def holding(self, adcs: Collection[str]) -> SecretChange | None:
+        """This change without what it does to the passwords of ``adcs`` (ADCs whose
+        configuration failed: their sessions keep the password both ends still have); None
+        when nothing is left of it. A removal of the whole Secret is kept: no ADC wants one."""
+        if self.after is None:
+            return self
+        before = dict(self.before or ())
+        after = {key: value for key, value in self.after if key not in adcs}
+        after |= {key: before[key] for key in adcs if key in before}
+        kept = tuple(sorted(after.items()))
+        if kept == (self.before or ()):
+            return None
+        return self.model_copy(update={"after": kept})
 
 
 class ConfigurationChange(_Change):
