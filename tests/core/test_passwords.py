@@ -245,3 +245,12 @@ class TestHolding:
     def test_nothing_left_is_none(self) -> None:
         assert self.change({"adc-1": "Old"}, {"adc-1": "New"}).holding({"adc-1"}) is None
         assert self.change(None, {"adc-1": "New"}).holding({"adc-1"}) is None
+
+
+def test_a_snapshot_read_back_from_json_plans_nothing_when_converged() -> None:
+    """`snapshot` shows passwords as (set): `plan --live` takes them to agree, never to differ."""
+    observed = world(secret.Password(PASSWORD), stored=PASSWORD)
+    read_back = live.LiveState.model_validate_json(observed.model_dump_json())
+
+    assert PASSWORD not in observed.model_dump_json()
+    assert plan(wanted(), read_back).changes == ()

@@ -457,7 +457,7 @@ def _secret_change(
             after=None,
             resource_version=observed.resource_version,
         )
-    if before == wanted:
+    if before is not None and _agreeing(before, wanted):
         return None
     return SecretChange(
         action=Action.UPDATE if observed.exists else Action.CREATE,
@@ -466,6 +466,17 @@ def _secret_change(
         before=before,
         after=wanted,
         resource_version=observed.resource_version or None,
+    )
+
+
+def _agreeing(
+    stored: tuple[tuple[str, secret.Password], ...], wanted: tuple[tuple[str, secret.Password], ...]
+) -> bool:
+    """Whether the Secret holds the wanted passwords; one only known to be set (a snapshot read
+    back from JSON) is taken to agree."""
+    held = dict(stored)
+    return held.keys() == dict(wanted).keys() and all(
+        secret.agrees(value, held[key], rotated=False) for key, value in wanted
     )
 
 
