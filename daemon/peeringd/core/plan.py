@@ -787,7 +787,7 @@ def _neighbour_changes(
 
 
 def _obfuscated(spec: NeighbourSpec) -> bool:
-    return spec.password is not None and (spec.password.obfuscated or not spec.password.known)
+    return spec.password is not None and spec.password.obfuscated
 
 
 def _neighbour_disagreement(neighbour: live.Neighbour, spec: NeighbourSpec) -> str | None:
