@@ -484,7 +484,7 @@ class Calico:
 
     def _translate(self, error: ApiException, verb: str, plural: str, name: str) -> CalicoError:
         status = error.status or 0
-        message = _status_message(error)
+        message = kubeclient.status_message(error)
         group = "" if plural in {"nodes", "API groups"} else (self._group or "").split("/")[0]
         target = f"{plural}.{group}" if group else plural
         subject = f"{target} {name}" if name else target
@@ -505,14 +505,6 @@ class Calico:
         if status == 429 or status >= 500:
             return CalicoUnavailable(f"{verb} {subject}: the API server failed ({status}): {message}")
         return CalicoError(f"{verb} {subject}: {status} {message}")
-
-
-def _status_message(error: ApiException) -> str:
-    try:
-        body = json.loads(error.body or "")
-    except ValueError:
-        return str(error.reason or "")
-    return str(body.get("message") or error.reason or "") if isinstance(body, dict) else str(body)
 
 
 def _is_object_not_found(error: ApiException) -> bool:

@@ -8,6 +8,7 @@ under), so the API server's audit log tells two daemons apart.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import secrets
 import socket
@@ -16,11 +17,12 @@ from pathlib import Path
 
 import kubernetes.client
 import kubernetes.config
+from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from peeringd.errors import KubeconfigError
 
-__all__ = ["connect", "identity", "user_agent"]
+__all__ = ["connect", "identity", "status_message", "user_agent"]
 
 
 @functools.cache
@@ -84,3 +86,12 @@ def _home_kubeconfig() -> Path | None:
         return Path.home() / ".kube" / "config"
     except RuntimeError:
         return None
+
+
+def status_message(error: ApiException) -> str:
+    """The message of the API server's Status in ``error``, else its HTTP reason."""
+    try:
+        body = json.loads(error.body or "")
+    except ValueError:
+        return str(error.reason or "")
+    return str(body.get("message") or error.reason or "") if isinstance(body, dict) else str(body)

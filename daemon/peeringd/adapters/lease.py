@@ -15,7 +15,6 @@ refuse that write, so a time on the whole second is written one microsecond late
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -129,7 +128,7 @@ class LeaseClient:
 
     def _translate(self, error: ApiException, verb: str) -> LeaseError:
         status = error.status or 0
-        message = _status_message(error)
+        message = kubeclient.status_message(error)
         subject = f"lease {self.where}"
         if status in (401, 403):
             return LeaseError(
@@ -171,11 +170,3 @@ def _record(spec: kubernetes.client.V1LeaseSpec | None) -> election.Record:
 def _resource_version(lease: kubernetes.client.V1Lease) -> str:
     assert lease.metadata is not None  # the API server always answers with metadata
     return str(lease.metadata.resource_version)
-
-
-def _status_message(error: ApiException) -> str:
-    try:
-        body = json.loads(error.body or "")
-    except ValueError:
-        return str(error.reason or "")
-    return str(body.get("message") or error.reason or "") if isinstance(body, dict) else str(body)
