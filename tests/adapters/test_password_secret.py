@@ -11,6 +11,7 @@ from ruamel.yaml import YAML
 from peeringd.adapters import calico, password_secret
 from peeringd.core import live, secret
 from peeringd.core.plan import Action, PeerChange, PeerSpec, SecretChange
+from peeringd.errors import CalicoForbidden
 from tests.conftest import Cluster
 
 
@@ -133,3 +134,23 @@ def test_a_bgppeer_refers_to_its_key(cluster: Cluster, connected: calico.Calico)
 
     assert peer.password == ref
     assert connected.observe().peers[0].password is None
+
+
+def test_a_forbidden_write_names_the_request_and_the_roles(
+    cluster: Cluster, connected: calico.Calico
+) -> None:
+    observed = connected.observe(passwords=True).passwords
+    assert observed is not None
+    cluster.server.inject_fault("create", "secrets", status=403)
+
+    with pytest.raises(CalicoForbidden) as refused:
+        list(
+            connected.apply(
+                (change(Action.CREATE, observed, data(adc_1="Hidden")),), cluster="prod-1", state_hash="h"
+            )
+        )
+
+    message = str(refused.value)
+    assert message.startswith("POST /api/v1/namespaces/kube-system/secrets: not allowed (403): ")
+    assert message.endswith("apply the Roles `peeringd rbac` prints")
+    assert "Hidden" not in message

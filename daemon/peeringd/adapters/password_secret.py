@@ -24,7 +24,9 @@ from typing import Any
 
 import kubernetes.client
 import urllib3.exceptions
+from kubernetes.client.exceptions import ApiException
 
+from peeringd.adapters import kubeclient
 from peeringd.core import live, ownership, secret
 from peeringd.core.plan import Action, SecretChange
 from peeringd.errors import CalicoConflict, CalicoError, CalicoForbidden, CalicoUnavailable
@@ -229,17 +231,14 @@ class PasswordSecrets:
         if response.status == 404 and missing_ok:
             return None
         if not 200 <= response.status <= 299:
-            raise _translate(method, path, response.status, text)
+            raise _translate(method, path, ApiException(http_resp=response))
         answer = json.loads(text or b"{}")
         return answer if isinstance(answer, dict) else None
 
 
-def _translate(method: str, path: str, status: int, text: bytes) -> CalicoError:
+def _translate(method: str, path: str, error: ApiException) -> CalicoError:
     """An error answer as peeringd's error, naming the request (never a request body)."""
-    try:
-        message = str(json.loads(text).get("message", ""))
-    except (ValueError, AttributeError):
-        message = ""
+    status, message = error.status or 0, kubeclient.status_message(error)
     what = f"{method} {path}"
     if status in (401, 403):
         return CalicoForbidden(
