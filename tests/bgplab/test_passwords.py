@@ -15,7 +15,7 @@ from peeringd.core import secret, status
 
 from . import poll
 from .conftest import skip_unless_lab_can_run
-from .test_end_to_end import GLOBAL_PEER, EndToEnd, end_to_end
+from .test_end_to_end import GLOBAL_PEER, EndToEnd, connections, end_to_end
 
 pytestmark = pytest.mark.lab
 
@@ -101,7 +101,10 @@ def test_a_wrong_password_on_one_end_keeps_the_sessions_down_and_status_says_so(
     all_established(e2e)
 
 
-def test_a_rotated_password_changes_both_ends_in_one_pass(e2e: EndToEnd) -> None:
+def test_a_rotated_password_changes_both_ends_in_one_pass_each_session_resetting_once(
+    e2e: EndToEnd,
+) -> None:
+    before = connections(e2e)
     password_file(e2e).write_text(ROTATED + "\n")
 
     result = apply(e2e)
@@ -109,6 +112,10 @@ def test_a_rotated_password_changes_both_ends_in_one_pass(e2e: EndToEnd) -> None
     assert "password (changed)" in result.stdout
     assert ROTATED not in result.stdout + result.stderr
     all_established(e2e)
+    after = connections(e2e)
+    assert {
+        address: after[address][1] - dropped for address, (_, dropped) in before.items()
+    } == dict.fromkeys(before, 1)
     config = e2e.lab.router.frr.vtysh("show running-config")
     assert all(f" neighbor {node.address} password {ROTATED}\n" in config for node in e2e.kubernetes_nodes())
     assert e2e.peeringd("plan").returncode == 0
