@@ -7,7 +7,7 @@ import ipaddress
 from hypothesis import given
 from hypothesis import strategies as st
 
-from peeringd.core import desired, live, ownership, revert, status
+from peeringd.core import desired, live, ownership, revert, secret, status
 from peeringd.core.plan import (
     CALICO,
     Action,
@@ -21,9 +21,11 @@ from peeringd.core.plan import (
     PeerSpec,
     RouterChange,
     SaveChange,
+    SecretChange,
     plan,
 )
 from tests import support
+from tests.core import test_passwords
 from tests.core.test_plan_properties import PROPERTY, worlds
 from tests.support import calico, device, neighbour, node, owned_peer, state
 
@@ -80,24 +82,33 @@ class TestInverse:
         assert undo is not None
         assert undo.action == Action.RELEASE
 
-    def test_fields_unknown_to_revert_are_swapped_too(self) -> None:
-        """A richer spec (say, one with a password) comes back whole, of its own type."""
-
-        class WithPassword(NeighbourSpec):
-            password: str | None = None
-
+    def test_passwords_are_swapped_like_any_field(self) -> None:
+        """A password rotation comes back whole: the old secret, not a word for it."""
         address = ipaddress.IPv4Address("10.0.0.11")
-        old, new = (
-            WithPassword(remote_as=1, description=None, password="a"),
-            WithPassword(remote_as=1, description=None, password="b"),
-        )
+        old = NeighbourSpec(remote_as=1, description=None, password=secret.Password("old-one"))
+        new = NeighbourSpec(remote_as=1, description=None, password=secret.Password("new-one"))
         change = NeighbourChange(action=Action.UPDATE, adc="adc-1", address=address, before=old, after=new)
 
         undo = revert.inverse(change)
 
         assert isinstance(undo, NeighbourChange)
-        assert (undo.before, undo.after) == (new, old)
-        assert isinstance(undo.after, WithPassword)
+        assert undo.after is not None
+        assert undo.after.password is not None
+        assert undo.after.password.reveal() == "old-one"
+
+    def test_a_secret_change_is_inverted_without_knowing_its_fields(self) -> None:
+        created = SecretChange(
+            action=Action.CREATE,
+            namespace="calico-system",
+            name=secret.SECRET_NAME,
+            before=None,
+            after=(("adc-1", secret.Password("s3cret")),),
+        )
+
+        undo = revert.inverse(created)
+
+        assert isinstance(undo, SecretChange)
+        assert (undo.action, undo.before, undo.after) == (Action.DELETE, created.after, None)
 
     def test_what_cannot_be_said_or_is_kept_has_no_inverse(self) -> None:
         """A created router stanza (no `router bgp` to go back to), the feature, a save."""
@@ -288,3 +299,44 @@ def test_nothing_someone_changed_after_the_pass_is_reverted(
     undo = revert.plan(planned.changes, before, meanwhile, wanted.cluster.name)
 
     assert name not in {c.name for c in undo.changes if isinstance(c, PeerChange)}
+
+
+class TestPasswords:
+    """Passwords revert like any field: the Secret and both ends go back to the old one."""
+
+    def test_a_rotation_is_undone_on_the_secret_the_peer_and_the_neighbour(self) -> None:
+        before = test_passwords.world(
+            secret.Password(test_passwords.PASSWORD), stored=test_passwords.PASSWORD
+        )
+        rotated = test_passwords.wanted(test_passwords.ROTATED)
+        planned = plan(rotated, before)
+        after = support.apply(planned, before)
+
+        undo = revert.plan(planned.changes, before, after, CLUSTER)
+        restored = support.apply(undo, after)
+
+        assert {c.kind for c in undo.changes} == {c.kind for c in planned.changes}
+        assert restored.calico is not None
+        assert restored.calico.passwords is not None
+        assert dict(restored.calico.passwords.data)["adc-1"].reveal() == test_passwords.PASSWORD
+        shown = restored.adcs[0].neighbours[0].password
+        assert shown is not None
+        assert shown.reveal() == test_passwords.PASSWORD
+        assert revert.unreverted(undo, restored, CLUSTER) == ()
+
+    def test_a_password_the_device_shows_obfuscated_is_named_not_guessed(self) -> None:
+        before = test_passwords.world(
+            secret.Password(test_passwords.PASSWORD), stored=test_passwords.PASSWORD
+        )
+        planned = plan(test_passwords.wanted(test_passwords.ROTATED), before)
+        after = support.apply(planned, before)
+        obfuscated = secret.Password("8 4a1f", obfuscated=True)
+        neighbours = tuple(n.model_copy(update={"password": obfuscated}) for n in after.adcs[0].neighbours)
+        shown = after.model_copy(
+            update={"adcs": (after.adcs[0].model_copy(update={"neighbours": neighbours}),)}
+        )
+
+        undo = revert.plan(planned.changes, before, shown, CLUSTER)
+
+        assert not [c for c in undo.changes if isinstance(c, NeighbourChange)]
+        assert any("obfuscated" in finding.message for finding in undo.findings)

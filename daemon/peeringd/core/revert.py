@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import pydantic
 
-from peeringd.core import live, ownership, status
+from peeringd.core import live, ownership, secret, status
 from peeringd.core.plan import (
     CALICO,
     CALICO_DEFAULT_AS,
@@ -43,6 +43,7 @@ from peeringd.core.plan import (
     RouteInstallChange,
     RouterChange,
     SaveChange,
+    SecretChange,
 )
 
 __all__ = ["identity", "inverse", "plan", "unconfirmed", "unreverted"]
@@ -62,6 +63,7 @@ _KEPT = (FeatureChange, SaveChange)
 _READABLE = (
     PeerChange,
     ConfigurationChange,
+    SecretChange,
     NeighbourChange,
     RouterChange,
     MaxPathsChange,
@@ -145,6 +147,10 @@ def plan(applied: Sequence[Change], before: live.LiveState, observed: live.LiveS
         seen = _seen(change, observed, cluster)
         if seen is None:
             continue  # the target was not observed now: it is in the pass's errors
+        if _password_unreadable(change, seen):
+            why = "the device shows its password obfuscated, so whether to undo it is unclear"
+            findings.append(_finding(change, f"{why}; left as it is"))
+            continue
         if _holds(undo, seen):
             continue  # undone already
         if not _holds(change, seen):
@@ -183,39 +189,47 @@ class _Seen:
 def _seen(change: Change, observed: live.LiveState, cluster: str) -> _Seen | None:
     """The object ``change`` touches, as ``observed`` shows it; None when not observed."""
     if change.target == CALICO:
-        calico = observed.calico
-        if calico is None:
-            return None
-        if isinstance(change, PeerChange):
-            peer = next((p for p in calico.peers if p.name == change.name), None)
-            if peer is None:
-                return _Seen(None)
-            return _Seen(PeerSpec.of(peer), ownership.owns_peer(peer, cluster), peer.resource_version)
-        if not isinstance(change, ConfigurationChange):
-            raise TypeError(f"no live view of {change.kind}")
-        configuration = calico.configuration
-        if configuration is None:
-            return _Seen(ConfigurationSpec(as_number=CALICO_DEFAULT_AS, node_to_node_mesh=True))
-        effective = ConfigurationSpec(
-            as_number=configuration.as_number or CALICO_DEFAULT_AS,
-            node_to_node_mesh=configuration.node_to_node_mesh is not False,
-        )
-        return _Seen(effective, True, configuration.resource_version)
+        return None if observed.calico is None else _seen_in_calico(change, observed.calico, cluster)
     device = observed.adc(change.target)
     if device is None:
         return None
     match change:
         case NeighbourChange(address=address):
             found = next((n for n in device.neighbours if n.address == address), None)
-            if found is None:
-                return _Seen(None)
-            return _Seen(NeighbourSpec.of(found))
+            return _Seen(None if found is None else NeighbourSpec.of(found))
         case RouterChange():
             return _Seen(device.router_as)
         case MaxPathsChange():
             return _Seen(device.max_paths)
         case RouteInstallChange():
             return _Seen(device.route_install)
+    raise TypeError(f"no live view of {change.kind}")
+
+
+def _seen_in_calico(change: Change, calico: live.CalicoSnapshot, cluster: str) -> _Seen | None:
+    match change:
+        case PeerChange(name=name):
+            peer = next((p for p in calico.peers if p.name == name), None)
+            if peer is None:
+                return _Seen(None)
+            return _Seen(PeerSpec.of(peer), ownership.owns_peer(peer, cluster), peer.resource_version)
+        case SecretChange():
+            stored = calico.passwords
+            if stored is None:
+                return None  # not read: the file wants no password now
+            if not stored.exists:
+                return _Seen(None)
+            owned = ownership.owns(dict(stored.labels), dict(stored.annotations), cluster)
+            return _Seen(stored.data, owned, stored.resource_version)
+        case ConfigurationChange():
+            configuration = calico.configuration
+            if configuration is None:
+                return _Seen(ConfigurationSpec(as_number=CALICO_DEFAULT_AS, node_to_node_mesh=True))
+            effective = ConfigurationSpec(
+                as_number=configuration.as_number or CALICO_DEFAULT_AS,
+                node_to_node_mesh=configuration.node_to_node_mesh is not False,
+            )
+            return _Seen(effective, True, configuration.resource_version)
     raise TypeError(f"no live view of {change.kind}")
 
 
@@ -226,10 +240,32 @@ def _holds(change: Change, seen: _Seen) -> bool:
         # Fields the change leaves unset are not its business.
         wanted = after.model_dump(exclude_none=True)
         return wanted == {key: getattr(seen.value, key) for key in wanted}
-    if not isinstance(change, PeerChange) or after is None:
+    if not isinstance(change, PeerChange | SecretChange) or after is None:
         # A neighbour's description is its mark, so its spec says whose it is.
-        return after == seen.value
+        return _same(after, seen.value)
     return after == seen.value and seen.owned == (change.action != Action.RELEASE)
+
+
+def _same(wanted: object, shown: object) -> bool:
+    """Equal, a neighbour password the device shows obfuscated taken to agree (as plans do)."""
+    if isinstance(wanted, NeighbourSpec) and isinstance(shown, NeighbourSpec):
+        rest = {"password": None}
+        return wanted.model_copy(update=rest) == shown.model_copy(update=rest) and secret.agrees(
+            wanted.password, shown.password, rotated=False
+        )
+    return wanted == shown
+
+
+def _password_unreadable(change: Change, seen: _Seen) -> bool:
+    """Whether ``change`` changed a neighbour's password that the device now shows in a form
+    that cannot be compared: undone or not cannot be told."""
+    shown = seen.value.password if isinstance(seen.value, NeighbourSpec) else None
+    return (
+        isinstance(change, NeighbourChange)
+        and change.password is not None
+        and shown is not None
+        and (shown.obfuscated or not shown.known)
+    )
 
 
 def _current(undo: Change, seen: _Seen) -> Change:
