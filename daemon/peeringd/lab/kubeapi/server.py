@@ -251,6 +251,11 @@ class KubeApiServer:
         with self._lock:
             self._hooks.append(Hook(verb, resource, name, times, callback=callback))
 
+    def clear_faults(self) -> None:
+        """Disarm every fault and hook not yet used up."""
+        with self._lock:
+            self._faults, self._hooks = [], []
+
     def go_down(self) -> None:
         """Stop listening, as a restarting API server does: every watch ends, connections
         close, and new ones are refused until `come_up()`. The objects are kept."""
