@@ -67,9 +67,9 @@ def main() -> int:
         elif index % 20 == 0:
             print(f"  {index} schedules, {time.perf_counter() - started:.0f} s", flush=True)
     _summary(outcomes, time.perf_counter() - started)
-    broken = [outcome.seed for outcome in outcomes if outcome.broken]
-    if broken:
-        print(f"\nFAILED (seed {seed}): {len(broken)} schedules broke a property: {broken}")
+    broken_seeds = [outcome.seed for outcome in outcomes if outcome.broken]
+    if broken_seeds:
+        print(f"\nFAILED (seed {seed}): {len(broken_seeds)} schedules broke a property: {broken_seeds}")
         return 1
     return 0
 

@@ -32,6 +32,7 @@ from peeringd.adapters.calico import Calico
 from peeringd.adapters.netscaler import NetScaler
 from peeringd.lab.kubeapi import KubeApiServer
 from peeringd.lab.nssim import DeviceConfig, NetScalerSimulator, write_known_hosts
+from peeringd.lab.nssim.faults import DropHow
 from peeringd.runtime import reconcile
 from tests.bgplab.poll import until
 from tests.conftest import CRD_SOURCE, node_object, pool_object
@@ -94,6 +95,7 @@ REJECTED = (
     r"no neighbor .*",
     r"configure terminal",
 )
+DROPS: tuple[DropHow, ...] = ("channel", "transport")
 SLOW = (r"show running-config", r"neighbor .*", r"configure terminal", r"end", None)
 REQUESTS = (
     ("list", "nodes"),
@@ -304,7 +306,7 @@ class _Schedule:
         """Arm the schedule's fault on ``target`` or the API server; what was armed, in words."""
         rng, fault = self.rng, self.outcome.fault
         if fault == "SSH dropped after N lines":
-            lines, how = rng.randrange(0, 12), rng.choice(("channel", "transport"))
+            lines, how = rng.randrange(0, 12), rng.choice(DROPS)
             target.drop_after(lines, how)
             return f"after {lines} lines, {how}"
         if fault == "a line rejected":
@@ -312,9 +314,9 @@ class _Schedule:
             target.reject_line(pattern, "% Invalid input detected", times=rng.choice((1, None)))
             return pattern
         if fault == "slow device":
-            pattern = rng.choice(SLOW)
-            target.delay_replies(DEVICE_TIMEOUT * 1.5, pattern, times=rng.randrange(1, 3))
-            return f"{pattern or 'every line'} {DEVICE_TIMEOUT * 1.5:g}s"
+            slow = rng.choice(SLOW)
+            target.delay_replies(DEVICE_TIMEOUT * 1.5, slow, times=rng.randrange(1, 3))
+            return f"{slow or 'every line'} {DEVICE_TIMEOUT * 1.5:g}s"
         if fault == "ADC reboot losing unsaved config":
             lines = rng.randrange(0, 8)
             target.drop_after(lines)
