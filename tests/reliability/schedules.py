@@ -116,7 +116,8 @@ DAEMON_FAULTS = (
 PROPERTIES = [
     f"converged within {PASSES_TO_CONVERGE} passes after the fault cleared",
     "no unowned object changed (two hand-made neighbours per ADC, a hand-made BGPPeer)",
-    "no crash: no exception out of a pass; the daemon alive, or exited 0 after SIGTERM",
+    "no crash: no exception out of a pass; the daemon alive (no traceback in its log, the node "
+    "watch included), or exited 0 after SIGTERM",
     "no saved half-done configuration: every save held the neighbours of the Nodes before "
     "or after the change, whole",
 ]
@@ -351,6 +352,9 @@ class _Schedule:
         finally:
             if daemon.stop() != 0:
                 self.outcome.broken.append("the daemon did not stop cleanly")
+            # A thread that died (the node watch) prints its traceback and nothing else does.
+            if "Traceback" in daemon.log.read_text():
+                self.outcome.broken.append("a traceback in the daemon's log")
         self._judge(hand_made, nodes_before)
 
     def _daemon(self) -> DaemonProcess:
