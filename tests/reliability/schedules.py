@@ -1,5 +1,5 @@
 """Fault schedules for the campaign: one seed makes one schedule, and one schedule runs the
-same way every time (``run(seed)``).
+same faults and changes every time (``run(seed)``).
 
 A schedule starts a fresh lab (the API server with three Nodes, three simulated ADCs), gives
 it objects peeringd does not own (a BGPPeer and, on every ADC, a neighbour with a description

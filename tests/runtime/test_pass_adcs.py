@@ -137,13 +137,17 @@ def test_while_calico_is_unobserved_no_neighbour_is_removed_and_nothing_saved(
     loaded: statefile.LoadedState,
     blind: Callable[[Cluster], None],
 ) -> None:
-    """node-3 left, but a pass that cannot read the Nodes does not know it: every neighbour
-    stays, and no ADC is saved (it would keep whatever an earlier pass left half-done)."""
+    """node-3 left and node-4 joined; adc-1's pass was cut before it removed node-3, so it is
+    half-done and unsaved. A pass that cannot read the Nodes then does not know who left:
+    every neighbour stays, and no ADC is saved (adc-1 would keep its half-done state)."""
     calico = Calico(kubeclient.connect(cluster.kubeconfig), timeout=(1.0, 0.5))
     devices = {adc.name: NetScaler(adc) for adc in loaded.state.adcs}
     with reconcile.Systems(calico=calico, devices=devices) as systems:
         assert reconcile.reconcile(loaded, systems).outcome == reconcile.Outcome.CONVERGED
         cluster.server.delete("nodes", "node-3")
+        cluster.add_node("node-4", "10.0.0.14")
+        adcs["adc-1"].drop_on(r"no neighbor 10\.0\.0\.13", how="transport")
+        assert reconcile.reconcile(loaded, systems).outcome == reconcile.Outcome.FAILED
         saves: list[DeviceConfig] = []
         for simulator in adcs.values():
             simulator.on_save(saves.append)
@@ -153,8 +157,8 @@ def test_while_calico_is_unobserved_no_neighbour_is_removed_and_nothing_saved(
 
         assert report.outcome == reconcile.Outcome.FAILED
         assert [target for target, _ in report.errors] == ["calico"]
+        assert neighbours(adcs["adc-1"]) == ["10.0.0.11", "10.0.0.12", "10.0.0.13", "10.0.0.14"]
         for simulator in adcs.values():
-            assert neighbours(simulator) == ["10.0.0.11", "10.0.0.12", "10.0.0.13"]
             assert not any(line.startswith(("configure", "save")) for line in sent(simulator))
         assert saves == []
         if blind is blind_by_down:
@@ -164,8 +168,12 @@ def test_while_calico_is_unobserved_no_neighbour_is_removed_and_nothing_saved(
         again = reconcile.reconcile(loaded, systems)
 
     assert again.outcome == reconcile.Outcome.CONVERGED
-    assert [neighbours(simulator) for simulator in adcs.values()] == [["10.0.0.11", "10.0.0.12"]] * 2
-    assert len(saves) == 2
+    assert [neighbours(simulator) for simulator in adcs.values()] == [
+        ["10.0.0.11", "10.0.0.12", "10.0.0.14"]
+    ] * 2
+    assert [sorted(save.zebos.bgp.neighbors) for save in saves if save.zebos.bgp] == [
+        ["10.0.0.11", "10.0.0.12", "10.0.0.14"]
+    ]
 
 
 def test_an_adc_dropped_mid_configuration_holds_back_only_its_own_bgppeer(
