@@ -107,10 +107,7 @@ class KubeApiServer:
         """Bind the socket and serve on a background thread; return once it accepts."""
         if self._thread is not None:
             raise RuntimeError("the server has already been started")
-        sock = socket.create_server(
-            (self._host, self._port),
-            family=socket.AF_INET6 if ":" in self._host else socket.AF_INET,
-        )
+        sock = self._listen()
         self._port = sock.getsockname()[1]
         started: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._loop = asyncio.new_event_loop()
@@ -265,10 +262,7 @@ class KubeApiServer:
     def come_up(self) -> None:
         """Listen again on the same port after `go_down()`."""
         assert self._loop is not None, "the server has not been started"
-        sock = socket.create_server(
-            (self._host, self._port), family=socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        )
-        asyncio.run_coroutine_threadsafe(self._start_site(sock), self._loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(self._start_site(self._listen()), self._loop).result(timeout=10)
 
     def expire_watches(self) -> None:
         """Forget the watch history (as etcd's compaction does) and end every watch: a client
@@ -277,6 +271,12 @@ class KubeApiServer:
         self._store.end_watches()
 
     # Serving
+
+    def _listen(self) -> socket.socket:
+        return socket.create_server(
+            (self._host, self._port),
+            family=socket.AF_INET6 if ":" in self._host else socket.AF_INET,
+        )
 
     def _serve(self, sock: socket.socket, started: concurrent.futures.Future[None]) -> None:
         assert self._loop is not None  # set by start()
