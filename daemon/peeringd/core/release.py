@@ -43,7 +43,8 @@ def release(state: desired.PeeringState, observed: live.LiveState) -> Plan:
                 adc=adc.name,
                 address=neighbour.address,
                 before=NeighbourSpec.of(neighbour),
-                after=NeighbourSpec(remote_as=neighbour.remote_as, description=None),
+                # Only the description goes: the session, and its password, stay.
+                after=NeighbourSpec.of(neighbour).model_copy(update={"description": None}),
             )
             for neighbour in snapshot.neighbours
             if ownership.owns_neighbour(neighbour, cluster)
