@@ -316,15 +316,21 @@ class TestCalico:
 
 
 class TestUnobserved:
-    def test_calico_down_leaves_neighbours_alone_but_fixes_device_settings(self) -> None:
+    def test_calico_down_leaves_neighbours_alone_but_fixes_device_settings_unsaved(self) -> None:
+        """Not saved: the neighbours may be half-done, and a save would keep them so."""
         observed = live.LiveState(calico=None, adcs=(device(router_as=500, route_install=False),))
         result = plan(state(), observed)
 
         assert result.changes == (
             RouteInstallChange(action=Action.UPDATE, adc="adc-1", before=False, after=True),
-            SaveChange(action=Action.UPDATE, adc="adc-1"),
         )
         assert result.unobserved == ("calico",)
+
+    def test_an_unsaved_device_is_not_saved_while_calico_is_unobserved(self) -> None:
+        half_done = (neighbour("10.0.0.11", node_name="node-a"),)
+        stale = device(router_as=500, route_install=True, neighbours=half_done, unsaved=True)
+
+        assert plan(state(), live.LiveState(calico=None, adcs=(stale,))).changes == ()
 
     def test_an_unreachable_adc_does_not_stop_calico(self) -> None:
         result = plan(state(), live.LiveState(calico=calico(*NODES)))

@@ -583,6 +583,34 @@ class TestWatch:
             list(watch.Watch().stream(core_api(api).list_node, resource_version="1", timeout_seconds=5))
         assert error.value.status == 410
 
+    def test_expired_watches_end_and_resuming_from_before_gets_410(self, serve: Any) -> None:
+        server, api = serve("none")
+        core = core_api(api)
+        server.put(node("a"))
+        since = core.list_node().metadata.resource_version
+        server.put(node("b"))
+        open_watch = core.list_node(watch=True, resource_version=since, _preload_content=False)
+        server.expire_watches()
+
+        assert [json.loads(line)["type"] for line in watch.watch.iter_resp_lines(open_watch)] == ["ADDED"]
+        with pytest.raises(client.ApiException) as error:
+            list(watch.Watch().stream(core.list_node, resource_version=since, timeout_seconds=5))
+        assert error.value.status == 410
+        now = core.list_node().metadata.resource_version
+        server.put(node("c"))
+        stream = watch.Watch().stream(core.list_node, resource_version=now, timeout_seconds=5)
+        assert collect(stream, 1) == [("ADDED", "c")]
+
+    def test_a_server_gone_down_refuses_connections_and_keeps_its_objects(self, serve: Any) -> None:
+        server, api = serve("none")
+        server.put(node("a"))
+        server.go_down()
+        with pytest.raises(urllib3.exceptions.MaxRetryError) as error:
+            core_api(api).list_node(_request_timeout=(1, 1))
+        assert isinstance(error.value.reason, urllib3.exceptions.NewConnectionError)
+        server.come_up()
+        assert [item.metadata.name for item in core_api(api).list_node().items] == ["a"]
+
     def test_streams_end_when_the_server_stops(self, serve: Any) -> None:
         """An open watch without timeout ends once the server stops."""
         server, api = serve("none")

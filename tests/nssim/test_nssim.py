@@ -24,7 +24,7 @@ from peeringd.lab.nssim import (
     known_hosts_entry,
     vtysh,
 )
-from peeringd.lab.nssim.device import Device
+from peeringd.lab.nssim.device import Device, DeviceConfig
 from peeringd.lab.nssim.faults import DropHow, FaultAction, FaultPlan
 from peeringd.lab.nssim.profile import HaRole
 from peeringd.lab.nssim.shell import CliSession, Line, LineEditor
@@ -826,6 +826,17 @@ class TestStateApi:
         assert running.features["BGP"]
         assert running.zebos.bgp is not None
         assert list(running.zebos.bgp.neighbors) == ["10.0.0.1"]
+
+    def test_each_save_is_told_with_what_it_stored(self, start: StartSimulator) -> None:
+        sim = start()
+        saves: list[DeviceConfig] = []
+        sim.on_save(saves.append)
+        sim.load_zebos("router bgp 500\n neighbor 10.0.0.1 remote-as 64512\n!")
+        sim.save()
+        sim.on_save(None)
+        sim.save()
+
+        assert [save.zebos == sim.running().zebos for save in saves] == [True]
 
     def test_snapshots_are_copies(self, start: StartSimulator) -> None:
         sim = start()

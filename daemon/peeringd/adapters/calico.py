@@ -110,8 +110,12 @@ def rbac_manifest(lease_namespace: str = "kube-system", lease_name: str = "peeri
 class Calico:
     """One connection to a cluster's API server, and Calico's objects through it."""
 
-    def __init__(self, api: kubernetes.client.ApiClient) -> None:
+    def __init__(
+        self, api: kubernetes.client.ApiClient, *, timeout: tuple[float, float] = REQUEST_TIMEOUT
+    ) -> None:
         self._api = api
+        # (connect, read) seconds per request; urllib3 retries a timed-out read of its own.
+        self._timeout = timeout
         self._custom = kubernetes.client.CustomObjectsApi(api)
         self._group: str | None = None
         self._passwords = password_secret.PasswordSecrets(api)
@@ -216,12 +220,12 @@ class Calico:
             ("timeoutSeconds", str(timeout_seconds)),
         ]
         # A silent connection longer than the watch itself is a dead one.
-        timeout = (REQUEST_TIMEOUT[0], timeout_seconds + REQUEST_TIMEOUT[1])
+        timeout = (self._timeout[0], timeout_seconds + self._timeout[1])
         response = self._call("watch", "nodes", lambda: self._get_nodes(query, timeout))
         return self._node_events(response)
 
     def _node_page(self, query: list[tuple[str, str]]) -> Any:
-        return self._raw(self._get_nodes(query, REQUEST_TIMEOUT))
+        return self._raw(self._get_nodes(query, self._timeout))
 
     def _get_nodes(self, query: list[tuple[str, str]], timeout: tuple[float, float]) -> Any:
         """GET /api/v1/nodes through the client's ApiClient, the body unread. CoreV1Api would
@@ -370,7 +374,7 @@ class Calico:
             version,
             kind.plural,
             body,
-            _request_timeout=REQUEST_TIMEOUT,
+            _request_timeout=self._timeout,
         )
         self._call("create", kind.plural, create, name)
 
@@ -383,7 +387,7 @@ class Calico:
             kind.plural,
             name,
             patch,
-            _request_timeout=REQUEST_TIMEOUT,
+            _request_timeout=self._timeout,
         )
         self._call("patch", kind.plural, request, name)
 
@@ -405,7 +409,7 @@ class Calico:
             kind.plural,
             name,
             body=options,
-            _request_timeout=REQUEST_TIMEOUT,
+            _request_timeout=self._timeout,
         )
         try:
             request()
@@ -418,7 +422,7 @@ class Calico:
 
     def _api_groups(self) -> Any:
         return kubernetes.client.ApisApi(self._api).get_api_versions(
-            _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            _preload_content=False, _request_timeout=self._timeout
         )
 
     def _list(self, kind: _Kind, selector: str | None = None) -> list[dict[str, Any]]:
@@ -433,7 +437,7 @@ class Calico:
                     kind.plural,
                     label_selector=selector,
                     _preload_content=False,
-                    _request_timeout=REQUEST_TIMEOUT,
+                    _request_timeout=self._timeout,
                 )
             ),
         )
@@ -450,7 +454,7 @@ class Calico:
                     BGP_CONFIGURATIONS.plural,
                     CONFIGURATION_NAME,
                     _preload_content=False,
-                    _request_timeout=REQUEST_TIMEOUT,
+                    _request_timeout=self._timeout,
                 )
             )
         except ApiException as error:

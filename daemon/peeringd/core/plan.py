@@ -7,7 +7,7 @@ Calico AS is 64512, an unset mesh is on), so a converged system plans nothing.
 
 Order: each ADC first (feature, router, neighbour additions and updates,
 settings, then neighbour removals, all in one device session, then a save when
-the file asks for it), then Calico
+the file asks for it and Calico was observed), then Calico
 (BGPConfiguration, BGPPeer additions and updates, then removals). ADC
 neighbours so exist before the Calico peer that points at the ADC.
 
@@ -336,7 +336,9 @@ def plan(state: desired.PeeringState, observed: live.LiveState) -> Plan:
                 findings=findings,
             )
         )
-        if adc.save_config and (device or snapshot.unsaved):
+        # Saved only when the configuration is known whole: without Calico, neighbours an
+        # interrupted pass left half-done would be saved as they stand.
+        if adc.save_config and speakers is not None and (device or snapshot.unsaved):
             device.append(SaveChange(action=Action.UPDATE, adc=adc.name))
         changes += device
     return Plan(changes=(*changes, *calico_changes), findings=tuple(findings), unobserved=tuple(unobserved))

@@ -108,10 +108,7 @@ class KubeApiServer:
         """Bind the socket and serve on a background thread; return once it accepts."""
         if self._thread is not None:
             raise RuntimeError("the server has already been started")
-        sock = socket.create_server(
-            (self._host, self._port),
-            family=socket.AF_INET6 if ":" in self._host else socket.AF_INET,
-        )
+        sock = self._listen()
         self._port = sock.getsockname()[1]
         started: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._loop = asyncio.new_event_loop()
@@ -252,7 +249,35 @@ class KubeApiServer:
         with self._lock:
             self._hooks.append(Hook(verb, resource, name, times, callback=callback))
 
+    def clear_faults(self) -> None:
+        """Disarm every fault and hook not yet used up."""
+        with self._lock:
+            self._faults, self._hooks = [], []
+
+    def go_down(self) -> None:
+        """Stop listening, as a restarting API server does: every watch ends, connections
+        close, and new ones are refused until `come_up()`. The objects are kept."""
+        assert self._loop is not None, "the server has not been started"
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
+
+    def come_up(self) -> None:
+        """Listen again on the same port after `go_down()`."""
+        assert self._loop is not None, "the server has not been started"
+        asyncio.run_coroutine_threadsafe(self._start_site(self._listen()), self._loop).result(timeout=10)
+
+    def expire_watches(self) -> None:
+        """Forget the watch history (as etcd's compaction does) and end every watch: a client
+        that watches again from a version older than the newest gets 410 Gone."""
+        self._store.compact()
+        self._store.end_watches()
+
     # Serving
+
+    def _listen(self) -> socket.socket:
+        return socket.create_server(
+            (self._host, self._port),
+            family=socket.AF_INET6 if ":" in self._host else socket.AF_INET,
+        )
 
     def _serve(self, sock: socket.socket, started: concurrent.futures.Future[None]) -> None:
         assert self._loop is not None  # set by start()

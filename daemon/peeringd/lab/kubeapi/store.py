@@ -361,6 +361,13 @@ class Store:
         with self._lock:
             self._collections[kind].watchers.discard(watcher)
 
+    def compact(self) -> None:
+        """Drop every kind's history up to the newest resourceVersion."""
+        with self._lock:
+            for collection in self._collections.values():
+                collection.history.clear()
+                collection.compacted = self._resource_version
+
     def end_watches(self) -> None:
         with self._lock:
             for collection in self._collections.values():

@@ -88,6 +88,8 @@ class Device:
         self._peered_since: dict[tuple[str, int], float] = {}
         # The first config change not yet reflected in _peered_since.
         self._changed_at: float | None = None
+        # Told of every save, with a copy of what was saved (fault tests judge each one).
+        self.on_save: Callable[[DeviceConfig], None] | None = None
         self.track_neighbors()
 
     @staticmethod
@@ -113,10 +115,16 @@ class Device:
     def save_all(self) -> None:
         """`save ns config`: the ns config and ZebOS.conf."""
         self.saved = self.running.copy()
+        self._saved_now()
 
     def save_zebos(self) -> None:
         """`write` in vtysh: ZebOS.conf only."""
         self.saved.zebos = self.running.zebos.copy()
+        self._saved_now()
+
+    def _saved_now(self) -> None:
+        if self.on_save is not None:
+            self.on_save(self.saved.copy())
 
     def reboot(self) -> None:
         """Lose every unsaved change."""

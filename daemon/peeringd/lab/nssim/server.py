@@ -14,7 +14,7 @@ import dataclasses
 import hmac
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -250,6 +250,12 @@ class NetScalerSimulator:
         """Save the whole running config, as `save ns config` does."""
         with self._lock:
             self._device.save_all()
+
+    def on_save(self, callback: Callable[[DeviceConfig], None] | None) -> None:
+        """Call `callback` with a copy of what each save stores (None: stop). It runs on the
+        server thread under the simulator's lock: it must not call the simulator."""
+        with self._lock:
+            self._device.on_save = callback
 
     def reboot(self) -> None:
         """Drop every connection and lose unsaved changes."""
