@@ -26,6 +26,7 @@ import argparse
 import os
 import random
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -227,7 +228,9 @@ def soak(world: Lab, daemon: DaemonProcess, passes: int) -> tuple[list[Sample], 
     last_passes, last_new = 0, started
     while True:
         now = time.monotonic()
-        sample = read_sample(daemon.metrics(), threads_of(daemon.pid), now - started)
+        # Threads first: the scrape's own handler thread may outlive its answer by a moment.
+        threads = threads_of(daemon.pid)
+        sample = read_sample(daemon.metrics(), threads, now - started)
         samples.append(sample)
         if sample.passes >= passes:
             return samples, now - started
@@ -252,7 +255,7 @@ def row(sample: Sample) -> str:
     )
 
 
-def report(verdict: Verdict, wall: float, world: Lab, seed: int, passes: int, interval: float) -> str:
+def report(verdict: Verdict, world: Lab, *, wall: float, seed: int, passes: int, interval: float) -> str:
     """The figures, one ``name: value`` a line (the suite's smoke test reads them)."""
     churn = ", ".join(f"{count} {kind}" for kind, count in world.done.items())
     lines = [
@@ -291,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(machine(), flush=True)
     with tempfile.TemporaryDirectory(prefix="soak-") as scratch:
         folder = Path(scratch)
-        with lab(folder, random.Random(seed)) as world:
+        with lab(folder, random.Random(seed)) as world:  # noqa: S311 - a replayable churn, not a secret
             workdir = folder / "daemon"
             workdir.mkdir()
             daemon = DaemonProcess(
@@ -313,7 +316,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 stopped = daemon.stop()
             verdict = judge(samples, options.passes)
-            print(report(verdict, wall, world, seed, options.passes, options.interval))
+            print(
+                report(verdict, world, wall=wall, seed=seed, passes=options.passes, interval=options.interval)
+            )
+            if verdict.missed or stopped != 0:
+                kept = Path(tempfile.gettempdir()) / f"soak-{seed}.log"
+                shutil.copyfile(daemon.log, kept)
+                print(f"the daemon's log: {kept}")
     missed = list(verdict.missed)
     if stopped != 0:
         missed.append(f"the daemon exited {stopped} on SIGTERM")
