@@ -13,20 +13,24 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
+from pydantic import TypeAdapter
 
 from peeringd.adapters import nscli, zebos
+from peeringd.core import live
 from peeringd.errors import OutputNotUnderstood
 from tests.reliability import device_output
 from tests.reliability.runner import Case
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+NEIGHBOURS = TypeAdapter(tuple[live.Neighbour, ...])
+SESSIONS = TypeAdapter(tuple[live.Session, ...])
 
 
 def _running_config(text: str) -> dict[str, Any]:
     config = zebos.parse_running_config(text)
     return {
         "router_as": config.router_as,
-        "neighbours": [n.model_dump(mode="json") for n in config.neighbours],
+        "neighbours": NEIGHBOURS.dump_python(config.neighbours, mode="json"),
         "max_paths": config.max_paths.model_dump(),
         "route_install": config.route_install,
     }
@@ -34,10 +38,10 @@ def _running_config(text: str) -> dict[str, Any]:
 
 PARSERS: dict[str, Callable[[str], object]] = {
     "zebos/running_config": _running_config,
-    "zebos/bgp_summary": lambda text: [s.model_dump(mode="json") for s in zebos.parse_bgp_summary(text)],
-    "zebos/bgp_summary_json": lambda text: [
-        s.model_dump(mode="json") for s in zebos.parse_bgp_summary_json(text)
-    ],
+    "zebos/bgp_summary": lambda text: SESSIONS.dump_python(zebos.parse_bgp_summary(text), mode="json"),
+    "zebos/bgp_summary_json": lambda text: SESSIONS.dump_python(
+        zebos.parse_bgp_summary_json(text), mode="json"
+    ),
     "nscli/bgp_feature": nscli.parse_bgp_feature,
     "nscli/ha_role": nscli.parse_ha_role,
 }
