@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 from peeringd.core import guards, live
@@ -96,7 +97,7 @@ def describe(change: Change) -> str:
             spec = after or before
             assert spec is not None
             if before is not None and after is not None:
-                return f"neighbor {address}: {_arrow(before.model_dump(), after.model_dump())}"
+                return f"neighbor {address}: {_arrow(dataclasses.asdict(before), dataclasses.asdict(after))}"
             return f"neighbor {address} remote-as {spec.remote_as} description {spec.description}"
         case MaxPathsChange(before=before, after=after):
             return f"max-paths: {_max_paths(before)} -> {_max_paths(after)}"
