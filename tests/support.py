@@ -6,18 +6,20 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
-from peeringd.core import desired, live, ownership
+from peeringd.core import desired, live, ownership, secret
 from peeringd.core.plan import (
     Action,
     ConfigurationChange,
     FeatureChange,
     MaxPathsChange,
     NeighbourChange,
+    NeighbourSpec,
     PeerChange,
     Plan,
     RouteInstallChange,
     RouterChange,
     SaveChange,
+    SecretChange,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,6 +49,37 @@ def adc(
         "ssh": {"host": peer_ip, "username": "nsroot", "passwordFile": "/nonexistent/password"},
         **extra,
     }
+
+
+def with_passwords(state: desired.PeeringState, values: dict[str, str]) -> desired.PeeringState:
+    """``state`` with BGP passwords by ADC name, as the loader reads them from their files."""
+    adcs = []
+    for adc in state.adcs:
+        value = values.get(adc.name)
+        setting = adc.bgp_password or desired.BgpPassword(file=Path(f"/etc/peeringd/{adc.name}.bgp"))
+        if value is not None:
+            password = setting.model_copy(update={"value": secret.Password(value)})
+            adcs.append(adc.model_copy(update={"bgp_password": password}))
+        else:
+            adcs.append(adc)
+    return state.model_copy(update={"adcs": tuple(adcs)})
+
+
+def password_secret(
+    values: dict[str, str] | None = None, *, readable: bool | None = True, cluster: str = CLUSTER
+) -> live.PasswordSecret:
+    """peeringd's password Secret as observed, holding ``values`` by ADC name (absent when None)."""
+    return live.PasswordSecret(
+        namespace="calico-system",
+        name=secret.SECRET_NAME,
+        exists=values is not None,
+        data=tuple(sorted((name, secret.Password(value)) for name, value in (values or {}).items())),
+        labels=((ownership.MANAGED_BY_LABEL, ownership.MANAGED_BY),),
+        annotations=((ownership.CLUSTER_ANNOTATION, cluster),),
+        resource_version="3" if values is not None else "",
+        readable=readable,
+        reader="system:serviceaccount:calico-system:calico-node",
+    )
 
 
 def node(name: str, address: str | None, as_number: str | None = None) -> live.Node:
@@ -91,6 +124,12 @@ def neighbour(address: str, remote_as: int = 64512, node_name: str | None = None
     )
 
 
+def neighbour_spec(password: secret.Password | None = None, node_name: str = "node-1") -> NeighbourSpec:
+    return NeighbourSpec(
+        remote_as=64512, description=ownership.description(CLUSTER, node_name), password=password
+    )
+
+
 def apply(planned: Plan, observed: live.LiveState, cluster: str = CLUSTER) -> live.LiveState:
     """The live state after every change of ``planned`` took effect, as each change's contract says."""
     result = observed
@@ -100,7 +139,7 @@ def apply(planned: Plan, observed: live.LiveState, cluster: str = CLUSTER) -> li
 
 
 def _apply_one(change: Any, observed: live.LiveState, cluster: str) -> live.LiveState:
-    if isinstance(change, PeerChange | ConfigurationChange):
+    if isinstance(change, PeerChange | ConfigurationChange | SecretChange):
         assert observed.calico is not None
         return observed.model_copy(update={"calico": _apply_calico(change, observed.calico, cluster)})
     adcs = tuple(
@@ -111,6 +150,12 @@ def _apply_one(change: Any, observed: live.LiveState, cluster: str) -> live.Live
 
 
 def _apply_calico(change: Any, snapshot: live.CalicoSnapshot, cluster: str) -> live.CalicoSnapshot:
+    if isinstance(change, SecretChange):
+        assert snapshot.passwords is not None
+        stored = snapshot.passwords.model_copy(
+            update={"exists": change.after is not None, "data": change.after or ()}
+        )
+        return snapshot.model_copy(update={"passwords": stored})
     if isinstance(change, ConfigurationChange):
         current = snapshot.configuration or live.BGPConfiguration()
         fields = change.after.model_dump(exclude_none=True)
@@ -119,8 +164,9 @@ def _apply_calico(change: Any, snapshot: live.CalicoSnapshot, cluster: str) -> l
     if change.action != Action.DELETE:
         existing = next((p for p in snapshot.peers if p.name == change.name), None)
         written = owned_peer(change.name, change.after.peer_ip, change.after.as_number, cluster)
+        written = written.model_copy(update={"password": change.after.password})
         if existing is not None:
-            written = existing.model_copy(update=change.after.model_dump())
+            written = existing.model_copy(update=dict(change.after))
         if change.action in (Action.ADOPT, Action.RELEASE):
             written = _marked(written, cluster, change.for_adc if change.action == Action.ADOPT else None)
         peers.append(written)
@@ -158,14 +204,21 @@ def _change_device(change: Any, snapshot: live.AdcSnapshot) -> live.AdcSnapshot:
         case RouteInstallChange():
             return snapshot.model_copy(update={"route_install": change.after})
         case NeighbourChange():
+            # A changed neighbour stays where it was in the running config; a new one comes last.
             neighbours = [n for n in snapshot.neighbours if n.address != change.address]
             if change.after is not None:
-                neighbours.append(
+                at = next(
+                    (i for i, n in enumerate(snapshot.neighbours) if n.address == change.address),
+                    len(neighbours),
+                )
+                neighbours.insert(
+                    at,
                     live.Neighbour(
                         address=change.address,
                         remote_as=change.after.remote_as,
                         description=change.after.description,
-                    )
+                        password=change.after.password,
+                    ),
                 )
             return snapshot.model_copy(update={"neighbours": tuple(neighbours)})
     raise AssertionError(f"unknown change {change!r}")

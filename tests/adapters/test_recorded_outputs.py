@@ -22,7 +22,7 @@ from tests.reliability import device_output
 from tests.reliability.runner import Case
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-NEIGHBOURS = TypeAdapter(tuple[live.Neighbour, ...])
+NEIGHBOUR = TypeAdapter(live.Neighbour)
 SESSIONS = TypeAdapter(tuple[live.Session, ...])
 
 
@@ -30,10 +30,18 @@ def _running_config(text: str) -> dict[str, Any]:
     config = zebos.parse_running_config(text)
     return {
         "router_as": config.router_as,
-        "neighbours": NEIGHBOURS.dump_python(config.neighbours, mode="json"),
+        "neighbours": [_neighbour(n) for n in config.neighbours],
         "max_paths": config.max_paths.model_dump(),
         "route_install": config.route_install,
     }
+
+
+def _neighbour(neighbour: live.Neighbour) -> dict[str, Any]:
+    """A neighbour as read; of its password only whether it is there, and in which form."""
+    found: dict[str, Any] = NEIGHBOUR.dump_python(neighbour, mode="json", exclude={"password"})
+    if neighbour.password is not None:
+        found["password"] = "obfuscated" if neighbour.password.obfuscated else "clear"
+    return found
 
 
 PARSERS: dict[str, Callable[[str], object]] = {

@@ -412,3 +412,61 @@ def test_generated_and_mutated_files_load_as_written_or_are_refused_at_a_positio
 ) -> None:
     """A seeded few hundred of the fuzz script's cases (tests/reliability/fuzz_statefile.py)."""
     statefiles.check(case)
+
+
+class TestBgpPassword:
+    """adcs[].bgpPassword: read from its file by every command, checked by validate when readable."""
+
+    TEXT = VALID + "    bgpPassword: {file: secrets/adc-1.bgp}\n"
+
+    def write(self, tmp_path: Path, password: str | None) -> Path:
+        (tmp_path / "secrets").mkdir(exist_ok=True)
+        if password is not None:
+            (tmp_path / "secrets" / "adc-1.bgp").write_text(password)
+        path = tmp_path / "peering.yaml"
+        path.write_text(self.TEXT)
+        return path
+
+    def test_is_read_relative_to_the_file_without_its_newline(self, tmp_path: Path) -> None:
+        setting = statefile.load(self.write(tmp_path, "Pa55-word\n")).state.adcs[0].bgp_password
+
+        assert setting is not None
+        assert setting.file == tmp_path / "secrets" / "adc-1.bgp"
+        assert setting.value is not None
+        assert setting.value.reveal() == "Pa55-word"
+
+    def test_a_missing_file_is_one_line_naming_file_and_field(self, tmp_path: Path) -> None:
+        path = self.write(tmp_path, None)
+        with pytest.raises(StateFileError) as caught:
+            statefile.load(path)
+
+        assert str(caught.value) == (
+            f"{path}:15:25: adcs[0].bgpPassword.file: cannot read {tmp_path}/secrets/adc-1.bgp: "
+            "No such file or directory"
+        )
+
+    def test_validate_passes_a_file_it_cannot_read(self, tmp_path: Path) -> None:
+        """validate may run where the secrets are not (CI, pre-commit)."""
+        setting = statefile.load(self.write(tmp_path, None), secrets=False).state.adcs[0].bgp_password
+
+        assert setting is not None
+        assert setting.value is None
+
+    @pytest.mark.parametrize("secrets", [True, False])
+    def test_a_password_no_command_line_can_carry_is_refused(self, tmp_path: Path, secrets: bool) -> None:
+        path = self.write(tmp_path, "two words\n")
+        with pytest.raises(StateFileError) as caught:
+            statefile.load(path, secrets=secrets)
+
+        assert str(caught.value).startswith(
+            f"{path}:15:25: adcs[0].bgpPassword.file: the password in {tmp_path}/secrets/adc-1.bgp "
+            "holds a character"
+        )
+        assert "two words" not in str(caught.value)
+
+    def test_the_password_itself_is_never_written_in_the_file(self, tmp_path: Path) -> None:
+        assert problems(
+            self.TEXT.replace("{file: secrets/adc-1.bgp}", "{file: x, value: s3cret}"), tmp_path
+        ) == [
+            "15:18: adcs[0].bgpPassword: the password itself is never written here: name a file that holds it"
+        ]

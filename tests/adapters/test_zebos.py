@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 import pytest
 
 from peeringd.adapters import zebos
-from peeringd.core import live
+from peeringd.core import live, secret
 from peeringd.core.plan import (
     Action,
     FeatureChange,
@@ -164,3 +165,71 @@ class TestRender:
         change = RouteInstallChange(action=Action.UPDATE, adc="r", before=False, after=True)
         with pytest.raises(zebos.RenderError, match="frr has no ns route-install"):
             zebos.render((change,), zebos.FRR, 65001)
+
+
+class TestPasswords:
+    """Password lines: sent only when the password changes (each one resets the session)."""
+
+    def with_password(
+        self, value: str | None, description: str | None = "peeringd:prod-1:node-a"
+    ) -> NeighbourSpec:
+        password = secret.Password(value) if value is not None else None
+        return dataclasses.replace(spec(description=description), password=password)
+
+    @pytest.mark.parametrize("dialect", [zebos.NETSCALER, zebos.FRR])
+    def test_a_new_neighbour_gets_its_password_with_it(self, dialect: zebos.Dialect) -> None:
+        steps = zebos.render((neighbour(Action.CREATE, None, self.with_password("Pa55")),), dialect, 500)
+
+        assert " neighbor 10.0.0.11 password Pa55" in lines(steps)
+
+    def test_a_changed_password_is_one_line(self) -> None:
+        change = neighbour(Action.UPDATE, self.with_password("Old"), self.with_password("New"))
+
+        assert lines(zebos.render((change,), zebos.NETSCALER, 500)) == [
+            "router bgp 500",
+            " neighbor 10.0.0.11 password New",
+            "exit",
+        ]
+
+    def test_a_description_change_does_not_resend_the_password(self) -> None:
+        before = self.with_password("Same", description="peeringd:prod-1:x")
+        change = neighbour(Action.UPDATE, before, self.with_password("Same"))
+
+        assert not any("password" in line for line in lines(zebos.render((change,), zebos.NETSCALER, 500)))
+
+    def test_a_removed_password_is_no_neighbor_password(self) -> None:
+        change = neighbour(Action.UPDATE, self.with_password("Old"), self.with_password(None))
+
+        assert lines(zebos.render((change,), zebos.NETSCALER, 500))[1] == " no neighbor 10.0.0.11 password"
+
+    def test_an_obfuscated_password_goes_back_as_shown(self) -> None:
+        """A revert restores what the device printed."""
+        obfuscated = dataclasses.replace(spec(), password=secret.Password("8 0a1f", obfuscated=True))
+        change = neighbour(Action.UPDATE, self.with_password("New"), obfuscated)
+
+        assert (
+            lines(zebos.render((change,), zebos.NETSCALER, 500))[1] == " neighbor 10.0.0.11 password 8 0a1f"
+        )
+
+    def test_an_unsafe_password_is_refused_without_showing_it(self) -> None:
+        change = neighbour(Action.CREATE, None, self.with_password("two words"))
+
+        with pytest.raises(zebos.RenderError) as refused:
+            zebos.render((change,), zebos.NETSCALER, 500)
+        assert "two words" not in str(refused.value)
+
+    def test_redacted_hides_what_follows_password(self) -> None:
+        assert zebos.redacted(" neighbor 10.0.0.11 password 8 0a1f") == " neighbor 10.0.0.11 password (set)"
+
+    def test_verification_tolerates_an_obfuscated_password(self) -> None:
+        change = neighbour(Action.CREATE, None, self.with_password("Pa55"))
+        shown = live.Neighbour(
+            address=ipaddress.IPv4Address("10.0.0.11"),
+            remote_as=64512,
+            description="peeringd:prod-1:node-a",
+            password=secret.Password("8 0a1f", obfuscated=True),
+        )
+        running = zebos.RunningConfig(500, (shown,), live.MaxPaths(), route_install=False)
+
+        assert zebos.unmet((change,), running) == ()
+        assert zebos.unmet((change,), zebos.RunningConfig(500, (), live.MaxPaths(), False)) == (change,)

@@ -14,10 +14,15 @@ BGPConfiguration turns it off; export of the node's blocks and its IP pool) and 
 
 Differences from calico-node, on purpose: a status is written as soon as it changes (and
 refreshed every updatePeriodSeconds), so tests wait less; BGPPeers with a nodeSelector or a
-peerSelector and IPv6 peers are skipped, BGPFilters and passwords ignored. Not here: writing any
-Calico object but a CalicoNodeStatus's status, or touching lab nodes without a Kubernetes Node.
+peerSelector and IPv6 peers are skipped, BGPFilters ignored. A peer's password comes from its
+`password.secretKeyRef` in the Secrets of calico-node's namespace (kube-system, a manifest
+install's); a peer whose Secret or key is missing is skipped (no session), and RBAC is not
+checked (peeringd's plan asks the API server about that). Not here: writing any Calico object
+but a CalicoNodeStatus's status, or touching lab nodes without a Kubernetes Node.
 """
 
+import base64
+import binascii
 import contextlib
 import ipaddress
 import threading
@@ -46,6 +51,8 @@ Json = dict[str, Any]
 
 # The API group calico-node reads: its CRDs' own, unless the cluster serves Calico's v3 API.
 _GROUP = "crd.projectcalico.org"
+# Where calico-node runs in the lab, and reads BGP passwords from.
+_NAMESPACE = "kube-system"
 _ADDRESS_ANNOTATION = "projectcalico.org/IPv4Address"
 _AS_ANNOTATION = "projectcalico.org/ASNumber"
 _PEER_TYPES = {"Global": "GlobalPeer", "Node": "NodePeer", "Mesh": "NodeMesh"}
@@ -65,6 +72,7 @@ class ClusterObjects:
     configuration: Json | None
     pools: tuple[Json, ...]
     statuses: tuple[Json, ...]
+    secrets: tuple[Json, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,7 @@ def read_cluster(server: KubeApiServer, group: str = _GROUP) -> ClusterObjects:
         configuration=server.get(f"bgpconfigurations.{group}", "default"),
         pools=tuple(server.objects(f"ippools.{group}")),
         statuses=tuple(server.objects(f"caliconodestatuses.{group}")),
+        secrets=tuple(server.objects("secrets", _NAMESPACE)),
     )
 
 
@@ -108,7 +117,7 @@ def node_bgp(cluster: ClusterObjects, name: str, blocks: tuple[ipaddress.IPv4Net
     mesh: tuple[bird.CalicoNode, ...] = ()
     if configuration.get("nodeToNodeMeshEnabled", True):
         mesh = tuple(sorted(speakers.values(), key=lambda speaker: speaker.address))
-    peers = tuple(peer for item in cluster.peers if (peer := _peer(item, name)) is not None)
+    peers = tuple(peer for item in cluster.peers if (peer := _peer(item, name, cluster.secrets)) is not None)
     return NodeBgp(node, peers, mesh, _export_pool(cluster.pools, blocks))
 
 
@@ -258,10 +267,15 @@ def _speaker(node: Json, cluster_as: int) -> bird.CalicoNode | None:
     return bird.CalicoNode(metadata["name"], address, as_number)
 
 
-def _peer(item: Json, node: str) -> bird.CalicoPeer | None:
-    """A BGPPeer as it applies to `node`: global, this node's own, or None (not for it, or a
-    kind this stand-in does not support)."""
+def _peer(item: Json, node: str, secrets: Sequence[Json] = ()) -> bird.CalicoPeer | None:
+    """A BGPPeer as it applies to `node`: global, this node's own, or None (not for it, a kind
+    this stand-in does not support, or a password it cannot find in `secrets`)."""
     spec = item.get("spec") or {}
+    password = None
+    if (ref := (spec.get("password") or {}).get("secretKeyRef")) is not None:
+        password = _secret_value(secrets, ref.get("name"), ref.get("key"))
+        if password is None:
+            return None
     if spec.get("nodeSelector") or spec.get("peerSelector"):
         return None
     if spec.get("node") and spec["node"] != node:
@@ -272,8 +286,21 @@ def _peer(item: Json, node: str) -> bird.CalicoPeer | None:
     if address is None or as_number is None or (port and not port.isdigit()):
         return None
     return bird.CalicoPeer(
-        address, as_number, kind="Node" if spec.get("node") else "Global", port=int(port) if port else None
+        address,
+        as_number,
+        kind="Node" if spec.get("node") else "Global",
+        port=int(port) if port else None,
+        password=password,
     )
+
+
+def _secret_value(secrets: Sequence[Json], name: object, key: object) -> str | None:
+    secret = next((s for s in secrets if s["metadata"]["name"] == name), None)
+    encoded = ((secret or {}).get("data") or {}).get(key)
+    try:
+        return base64.b64decode(encoded, validate=True).decode() if isinstance(encoded, str) else None
+    except (binascii.Error, UnicodeDecodeError):
+        return None
 
 
 def _export_pool(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from peeringd.core import desired, inventory, live
+from peeringd.core import desired, inventory, live, secret
 from peeringd.core.plan import Action, SaveChange, plan
 from tests.core.test_plan_properties import PROPERTY
 from tests.support import calico, device, neighbour, node
@@ -298,3 +299,16 @@ def test_with_the_imported_file_and_adoption_a_plan_only_adopts(
     assert [c for c in planned.changes if c.action != Action.ADOPT and not isinstance(c, SaveChange)] == []
     assert planned.counts()[Action.ADOPT] == len(adc.neighbours) + 1
     assert planned.findings == ()
+
+
+def test_neighbour_passwords_are_a_gap_import_never_copies() -> None:
+    """The secret goes into a file by hand; a file without bgpPassword would plan them away."""
+    with_password = dataclasses.replace(neighbour("10.0.0.11"), password=secret.Password("Hand-made"))
+    device = seed_device(with_password, neighbour("10.0.0.12"), neighbour("10.0.0.13"))
+
+    described = inventory.describe(request(), calico(*NODES, peers=(HAND_MADE,)), {"adc-1": device})
+
+    assert gaps(described) == [
+        "ADC adc-1's BGP passwords: write the password into a file and name it in adcs[].bgpPassword.file"
+    ]
+    assert "Hand-made" not in repr(described)

@@ -152,10 +152,10 @@ class TestDiscovery:
         ],
     )
     def test_served_groups_follow_the_mode(self, serve: Any, mode: CalicoApi, groups: set[str]) -> None:
-        """/apis lists exactly the Calico groups of the mode, beside the built-in Lease group."""
+        """/apis lists exactly the Calico groups of the mode, beside the built-in Lease and RBAC groups."""
         _, api = serve(mode)
         served = {group.name for group in client.ApisApi(api).get_api_versions().groups}
-        assert served == {"coordination.k8s.io", *groups}
+        assert served == {"coordination.k8s.io", "rbac.authorization.k8s.io", *groups}
 
     def test_resource_list_describes_each_kind(self, serve: Any) -> None:
         """APIResourceList entries carry the CRD's names, cluster scope and verbs."""

@@ -83,6 +83,22 @@ class TestCampaign:
         assert b.describe() == "standby, leader is a"
         assert a.describe() == "leader (lease kube-system/peeringd)"
 
+    def test_a_standby_is_told_when_it_sees_another_leader(
+        self, cluster: Cluster, elector: Any, clock: Clock
+    ) -> None:
+        """So that its status line names the leader now, not after its next pass."""
+        b_changes: list[bool] = []
+        a, b, c = elector("a"), elector("b", b_changes), elector("c")
+        a.attempt()
+        b.attempt()
+        b.attempt()
+        c.attempt()
+        assert (b.leader, b_changes) == ("a", [False])
+        clock.advance(15)
+        c.attempt()
+        b.attempt()
+        assert (b.leader, b_changes) == ("c", [False, False])
+
     def test_renewals_keep_the_acquire_time(self, cluster: Cluster, elector: Any, clock: Clock) -> None:
         """Every retry period the holder moves renewTime, and nothing else."""
         a = elector("a")

@@ -223,6 +223,6 @@ def test_cli_apply_logs_each_change_as_one_json_event(cluster: Cluster, state_fi
     assert len(events) == 2
     assert '"object": "BGPPeer adc-1"' in events[0]
     assert (
-        '"after": {"peer_ip": "10.0.0.100", "as_number": 500, "node": null, "node_selector": null}'
-        in events[0]
+        '"after": {"peer_ip": "10.0.0.100", "as_number": 500, "node": null, "node_selector": null, '
+        '"password": null}' in events[0]
     )

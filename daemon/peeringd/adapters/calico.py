@@ -37,9 +37,9 @@ import structlog
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
-from peeringd.adapters import kubeclient
-from peeringd.core import live, nodes, ownership
-from peeringd.core.plan import Action, Change, ConfigurationChange, PeerChange
+from peeringd.adapters import kubeclient, password_secret
+from peeringd.core import live, nodes, ownership, secret
+from peeringd.core.plan import Action, Change, ConfigurationChange, PeerChange, SecretChange
 from peeringd.errors import (
     CalicoConflict,
     CalicoError,
@@ -114,6 +114,7 @@ class Calico:
         self._api = api
         self._custom = kubernetes.client.CustomObjectsApi(api)
         self._group: str | None = None
+        self._passwords = password_secret.PasswordSecrets(api)
 
     @classmethod
     def connect(cls, kubeconfig: Path | None = None, context: str | None = None) -> Calico:
@@ -147,21 +148,36 @@ class Calico:
             log.info("calico api found", server=self.server, api_group=self._group)
         return self._group
 
-    def observe(self, selector: str = "", nodes: tuple[live.Node, ...] | None = None) -> live.CalicoSnapshot:
+    def observe(
+        self,
+        selector: str = "",
+        nodes: tuple[live.Node, ...] | None = None,
+        *,
+        passwords: bool = False,
+        password_namespace: str | None = None,
+    ) -> live.CalicoSnapshot:
         """Calico's live state in four requests; Nodes are those ``selector`` selects, or
-        ``nodes`` when the caller keeps them current itself (then three requests)."""
+        ``nodes`` when the caller keeps them current itself (then three requests).
+
+        The BGP password Secret (two requests more) is read when ``passwords`` are wanted, or
+        when a BGPPeer still refers to it (to remove it once none is wanted).
+        """
         group = self.api_group
         if nodes is None:
             nodes, _ = self.list_nodes(selector)
-        peers = self._list(BGP_PEERS)
+        peers = tuple(_peer(item) for item in self._list(BGP_PEERS))
         configuration = self._get_configuration()
         pools = self._list(IP_POOLS)
+        referred = any(
+            peer.password is not None and peer.password.name == secret.SECRET_NAME for peer in peers
+        )
         return live.CalicoSnapshot(
             api_group=group,
             configuration=configuration,
-            peers=tuple(_peer(item) for item in peers),
+            peers=peers,
             nodes=nodes,
             pools=tuple(_pool(item) for item in pools),
+            passwords=self._passwords.observe(password_namespace) if passwords or referred else None,
         )
 
     def list_nodes(self, selector: str = "", *, page: int | None = None) -> tuple[tuple[live.Node, ...], str]:
@@ -282,6 +298,8 @@ class Calico:
         for change in changes:
             if isinstance(change, PeerChange):
                 self._apply_peer(change, cluster, state_hash)
+            elif isinstance(change, SecretChange):
+                self._passwords.apply(change, cluster)
             elif isinstance(change, ConfigurationChange):
                 self._apply_configuration(change)
             else:
@@ -302,7 +320,9 @@ class Calico:
             self._patch(BGP_PEERS, change.name, {"metadata": unmarked})
             return
         assert change.after is not None
-        spec = {"peerIP": change.after.peer_ip, "asNumber": change.after.as_number}
+        spec: dict[str, Any] = {"peerIP": change.after.peer_ip, "asNumber": change.after.as_number}
+        if (ref := change.after.password) is not None:
+            spec["password"] = {"secretKeyRef": {"name": ref.name, "key": ref.key}}
         marks = _marks(cluster, state_hash, change.adc)
         if change.action == Action.CREATE:
             self._create(BGP_PEERS, change.name, spec, marks)
@@ -317,7 +337,7 @@ class Calico:
         # the resourceVersion turns a concurrent write into a 409.
         patch = {
             "metadata": {"resourceVersion": change.resource_version, "annotations": marks["annotations"]},
-            "spec": {**spec, "node": None, "nodeSelector": None},
+            "spec": {"password": None, **spec, "node": None, "nodeSelector": None},
         }
         self._patch(BGP_PEERS, change.name, patch)
 
@@ -517,10 +537,18 @@ def _peer(item: dict[str, Any]) -> live.BGPPeer:
         as_number=spec.get("asNumber"),
         node=spec.get("node"),
         node_selector=spec.get("nodeSelector"),
+        password=_secret_key_ref(spec.get("password")),
         labels=tuple(sorted((metadata.get("labels") or {}).items())),
         annotations=tuple(sorted((metadata.get("annotations") or {}).items())),
         resource_version=metadata.get("resourceVersion", ""),
     )
+
+
+def _secret_key_ref(password: object) -> live.SecretKeyRef | None:
+    ref = password.get("secretKeyRef") if isinstance(password, dict) else None
+    if not isinstance(ref, dict):
+        return None
+    return live.SecretKeyRef(name=str(ref.get("name", "")), key=str(ref.get("key", "")))
 
 
 # Every annotation peeringd writes; a release removes them all.

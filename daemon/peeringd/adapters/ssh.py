@@ -178,11 +178,12 @@ class CliSession:
         return reply
 
     def _exchange(self, connection: Any, lines: tuple[str, ...], prompt: str) -> list[str]:
-        self._line = lines[0]
+        # Errors name the line in flight, with any password in it redacted.
+        self._line = zebos.redacted(lines[0])
         try:
             return terminal.exchange(connection, lines, prompt, self._timeout)
         except (terminal.NoReply, terminal.ChannelClosed) as error:
-            self._line = error.line
+            self._line = zebos.redacted(error.line)
             raise
 
     def _rejection(self, reply: str) -> str:
@@ -219,7 +220,7 @@ class CliSession:
             for (line, step), reply in zip(batch, replies, strict=True):
                 unanswered[id(step)] -= 1
                 if text := self._rejection(reply):
-                    rejected.append((line, text))
+                    rejected.append((zebos.redacted(line), zebos.redacted(text)))
                     failed.add(id(step))
             while waiting and unanswered[id(waiting[0])] == 0:
                 step = waiting.pop(0)

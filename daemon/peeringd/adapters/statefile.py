@@ -45,6 +45,7 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.nodes import ScalarNode
 
+from peeringd.adapters import passwords
 from peeringd.core import desired
 from peeringd.errors import SourceProblem, StateFileError
 
@@ -91,8 +92,11 @@ class LoadedState:
         return SourceProblem(self.file, line, column, field_name(path), message)
 
 
-def load(path: Path) -> LoadedState:
-    """Read and validate the file at ``path``; raises StateFileError (never a traceback)."""
+def load(path: Path, *, secrets: bool = True) -> LoadedState:
+    """Read and validate the file at ``path``, and the BGP password files it names; raises
+    StateFileError (never a traceback). Without ``secrets`` (``validate``, which may run where
+    the secrets are not), a password file that cannot be read is not an error, and its password
+    stays unknown; one that can be read is checked all the same."""
     try:
         with path.open("rb") as stream:
             content = stream.read(MAX_BYTES + 1)  # a bigger file is refused unread
@@ -100,7 +104,7 @@ def load(path: Path) -> LoadedState:
         raise StateFileError(
             [SourceProblem(str(path), 1, 1, "", f"cannot read: {error.strerror}")]
         ) from error
-    return parse(content, str(path))
+    return passwords.read(parse(content, str(path)), required=secrets)
 
 
 def parse(content: bytes, file: str) -> LoadedState:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from peeringd.adapters import replies
-from peeringd.core import asn, live, nodes
+from peeringd.core import asn, live, nodes, secret
 from peeringd.core.plan import (
     Action,
     Change,
@@ -46,12 +46,16 @@ __all__ = [
     "parse_bgp_summary_json",
     "parse_running_config",
     "parse_startup_config",
+    "redacted",
     "render",
     "unmet",
 ]
 
 # A description may reach the device only from this charset: no space, quote or control.
 _DESCRIPTION = re.compile(r"[A-Za-z0-9._:/-]{1,80}")
+# `neighbor X password WORD`, or an obfuscated `password 8 WORD`: what follows is never shown.
+_PASSWORD_VALUE = re.compile(r"(\bpassword\s+)\S.*")
+_OBFUSCATED = re.compile(r"([1-9]) (\S+)")
 _SESSION_STATES = ("Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established", "Clearing")
 
 
@@ -157,6 +161,7 @@ class _ConfigReader:
         self.remote_as: dict[ipaddress.IPv4Address, int | None] = {}
         self.remote_as_text: dict[ipaddress.IPv4Address, str] = {}
         self.descriptions: dict[ipaddress.IPv4Address, str] = {}
+        self.passwords: dict[ipaddress.IPv4Address, secret.Password] = {}
         self.paths: dict[str, int] = {}
         self.route_install = False
         self._in_router = False
@@ -177,7 +182,12 @@ class _ConfigReader:
                 "the reply ends before `end`: it was cut off" if self._started else "the reply is empty"
             )
         neighbours = tuple(
-            live.Neighbour(address=address, remote_as=number, description=self.descriptions.get(address))
+            live.Neighbour(
+                address=address,
+                remote_as=number,
+                description=self.descriptions.get(address),
+                password=self.passwords.get(address),
+            )
             for address, number in sorted(self.remote_as.items())
         )
         return RunningConfig(
@@ -252,11 +262,13 @@ class _ConfigReader:
             if _DOTTED.fullmatch(name):
                 raise self._at(number, "names a neighbor that is no address", line)
             return  # peer groups and IPv6 neighbours are not ours to read
-        if setting is None or (setting in {"remote-as", "description"} and not value):
+        if setting is None or (setting in {"remote-as", "description", "password"} and not value):
             raise self._at(number, "is a neighbor line cut short", line)
         self.remote_as.setdefault(address, None)
         if setting == "description":
             self.descriptions[address] = value
+        elif setting == "password":
+            self.passwords[address] = _shown_password(value)
         elif setting == "remote-as":
             self._remote_as(address, value, line, number)
 
@@ -274,7 +286,18 @@ class _ConfigReader:
         return OutputNotUnderstood(f"{self.command}: {reason}")
 
     def _at(self, number: int, what: str, line: str) -> OutputNotUnderstood:
-        return self._refusal(f"line {number} {what}: {replies.shown(line)}")
+        return self._refusal(f"line {number} {what}: {replies.shown(redacted(line))}")
+
+
+def _shown_password(value: str) -> secret.Password:
+    """A password as the running config prints it: clear, or obfuscated (``8 0a1f...``)."""
+    obfuscated = _OBFUSCATED.fullmatch(value)
+    return secret.Password(value, obfuscated=obfuscated is not None)
+
+
+def redacted(line: str) -> str:
+    """``line`` with any password in it replaced by ``(set)``: what errors and logs may show."""
+    return _PASSWORD_VALUE.sub(rf"\g<1>{secret.SHOWN}", line)
 
 
 def parse_bgp_summary(text: str) -> tuple[live.Session, ...]:
@@ -425,9 +448,10 @@ def _holds(
             found = neighbours.get(address)
             if after is None:
                 return found is None
-            return found is not None and (found.remote_as, found.description) == (
-                after.remote_as,
-                after.description,
+            return (
+                found is not None
+                and (found.remote_as, found.description) == (after.remote_as, after.description)
+                and secret.agrees(after.password, found.password, rotated=False)
             )
         case MaxPathsChange(after=after):
             return all(
@@ -455,7 +479,11 @@ def _router_lines(change: NeighbourChange | MaxPathsChange, dialect: Dialect) ->
     if change.action in (Action.UPDATE, Action.ADOPT) and change.before is not None:
         if change.before.remote_as == change.after.remote_as:
             # A description alone does not reset the session: all an adoption sends.
-            yield f" neighbor {address} description {_description(change.after)}"
+            if change.action == Action.ADOPT or change.before.description != change.after.description:
+                yield f" neighbor {address} description {_description(change.after)}"
+            # A password line resets the session: sent only when the password changes.
+            if change.before.password != change.after.password:
+                yield _password_line(address, change.after.password)
             return
         if change.action == Action.ADOPT:
             raise RenderError(f"adopting neighbor {address} would change its remote-as")
@@ -463,7 +491,23 @@ def _router_lines(change: NeighbourChange | MaxPathsChange, dialect: Dialect) ->
         yield f" no neighbor {address}"
     yield f" neighbor {address} remote-as {_as(change.after.remote_as)}"
     yield f" neighbor {address} description {_description(change.after)}"
+    if change.after.password is not None:
+        yield _password_line(address, change.after.password)
     yield from (f" {extra.format(address=address)}" for extra in dialect.neighbour_extras)
+
+
+def _password_line(address: str, password: secret.Password | None) -> str:
+    if password is None:
+        return f" no neighbor {address} password"
+    try:
+        value = password.reveal()
+    except ValueError:
+        raise RenderError(f"the password of neighbor {address} is not known here") from None
+    # An obfuscated password goes back as the device printed it (a revert).
+    parts = value.split(" ", 1) if password.obfuscated else [value]
+    if (refusal := next(filter(None, map(secret.refusal, parts)), None)) is not None:
+        raise RenderError(f"the password of neighbor {address} {refusal}")
+    return f" neighbor {address} password {value}"
 
 
 def _max_paths_lines(before: live.MaxPaths, after: live.MaxPaths, dialect: Dialect) -> Iterator[str]:

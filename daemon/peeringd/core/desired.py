@@ -27,16 +27,19 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
 
-from peeringd.core import asn
+from peeringd.core import asn, secret
 
 __all__ = [
     "ADC",
     "API_VERSION",
     "KIND",
     "SSH",
+    "BgpPassword",
     "Cluster",
     "MaxPaths",
     "NodeSelection",
@@ -217,6 +220,11 @@ class Cluster(_Model):
     kubeconfig_context: StrictStr | None = Field(
         None, description="kubeconfig context to use; default is the current context"
     )
+    calico_namespace: DnsLabel | None = Field(
+        None,
+        description="where calico-node runs, and peeringd keeps the BGP password Secret; "
+        "default: calico-system when it exists, else kube-system",
+    )
 
 
 class MaxPaths(_Model):
@@ -224,6 +232,14 @@ class MaxPaths(_Model):
 
     ebgp: PathCount | None = None
     ibgp: PathCount | None = None
+
+
+def _relative_path(value: Path | None, info: ValidationInfo) -> Path | None:
+    """A path relative to the state file's folder, not to the working directory."""
+    if value is not None and not str(value).isprintable():
+        raise ValueError(f"{str(value)!r} holds a control character")
+    base = (info.context or {}).get("base")
+    return base / value if value is not None and base is not None else value
 
 
 class SSH(_Model):
@@ -239,13 +255,29 @@ class SSH(_Model):
         description="OpenSSH known_hosts that must hold the device's host key; default ~/.ssh/known_hosts",
     )
 
-    @field_validator("password_file", "key_file", "known_hosts_file")
+    _relative_to_state_file = field_validator("password_file", "key_file", "known_hosts_file")(_relative_path)
+
+
+class BgpPassword(_Model):
+    """The TCP MD5 password of every BGP session with this ADC, read from a file, never written here."""
+
+    file: Path = Field(description="file holding the password (one line; at most 80 characters)")
+    obfuscated: Literal["trust", "refuse"] = Field(
+        "trust",
+        description="a password the device shows obfuscated cannot be compared: trust takes it "
+        "as the file's unless peeringd's Secret says the file changed; refuse plans an error",
+    )
+    # Not part of the file: the loader reads it from ``file``.
+    value: SkipJsonSchema[secret.Password | None] = Field(None, exclude=True)
+
+    _relative_to_state_file = field_validator("file")(_relative_path)
+
+    @model_validator(mode="before")
     @classmethod
-    def _relative_to_state_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is not None and not str(value).isprintable():
-            raise ValueError(f"{str(value)!r} holds a control character")
-        base = (info.context or {}).get("base")
-        return base / value if value is not None and base is not None else value
+    def _never_the_secret_itself(cls, data: object) -> object:
+        if isinstance(data, dict) and "value" in data and not isinstance(data["value"], secret.Password):
+            raise ValueError("the password itself is never written here: name a file that holds it")
+        return data
 
 
 class ADC(_Model):
@@ -265,6 +297,7 @@ class ADC(_Model):
     )
     save_config: StrictBool = Field(True, description="persist the device config after a change")
     ssh: SSH
+    bgp_password: BgpPassword | None = Field(None, description="omitted: the sessions have no password")
 
 
 class Policy(_Model):

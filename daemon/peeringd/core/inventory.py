@@ -366,6 +366,12 @@ def _adc(
             found.notes.append(f"ADC {adc.name} has the BGP feature off: peeringd turns it on")
     if device.unsaved:
         found.notes.append(f"ADC {adc.name} runs a BGP configuration it has not saved: peeringd saves it")
+    if any(neighbour.password is not None for neighbour in device.neighbours):
+        # peeringd copies no secret into a file; without bgpPassword a plan removes them.
+        found.gap(
+            f"ADC {adc.name}'s BGP passwords",
+            "write the password into a file and name it in adcs[].bgpPassword.file",
+        )
     entry["ssh"] = _ssh(login, adc)
     return entry
 

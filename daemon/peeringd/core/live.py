@@ -13,6 +13,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 from pydantic.dataclasses import dataclass
 
+from peeringd.core.secret import Password
+
 __all__ = [
     "AdcSnapshot",
     "BGPConfiguration",
@@ -24,7 +26,9 @@ __all__ = [
     "Neighbour",
     "Node",
     "NodeStatus",
+    "PasswordSecret",
     "PeerStatus",
+    "SecretKeyRef",
     "Session",
 ]
 
@@ -49,6 +53,13 @@ class Node:
     internal_ips: tuple[str, ...] = ()
 
 
+class SecretKeyRef(_Frozen):
+    """A BGPPeer's ``spec.password.secretKeyRef``: one key of a Secret in calico-node's namespace."""
+
+    name: str
+    key: str
+
+
 class BGPPeer(_Frozen):
     """A Calico BGPPeer, ours or not."""
 
@@ -57,6 +68,7 @@ class BGPPeer(_Frozen):
     as_number: int | None = None
     node: str | None = None
     node_selector: str | None = None
+    password: SecretKeyRef | None = None
     labels: tuple[tuple[str, str], ...] = ()
     annotations: tuple[tuple[str, str], ...] = ()
     resource_version: str = ""
@@ -76,14 +88,32 @@ class IPPool(_Frozen):
     vxlan_mode: str | None = None
 
 
+class PasswordSecret(_Frozen):
+    """The Secret that holds the BGP passwords, in calico-node's namespace; ``exists`` False
+    when there is none yet. ``data``: one password per key. ``readable``: whether calico-node's
+    ServiceAccount may read it (a SubjectAccessReview), None when that could not be asked."""
+
+    namespace: str
+    name: str
+    exists: bool = False
+    data: tuple[tuple[str, Password], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+    resource_version: str = ""
+    readable: bool | None = None
+    reader: str = ""
+
+
 class CalicoSnapshot(_Frozen):
-    """Calico as seen through one API group; ``configuration`` is None when ``default`` is absent."""
+    """Calico as seen through one API group; ``configuration`` is None when ``default`` is absent.
+    ``passwords`` is None when the BGP password Secret was not read (no password is wanted)."""
 
     api_group: str
     configuration: BGPConfiguration | None = None
     peers: tuple[BGPPeer, ...] = ()
     nodes: tuple[Node, ...] = ()
     pools: tuple[IPPool, ...] = ()
+    passwords: PasswordSecret | None = None
 
 
 @dataclass(frozen=True, slots=True, config=_PER_NODE)
@@ -93,6 +123,7 @@ class Neighbour:
     address: ipaddress.IPv4Address
     remote_as: int | None = None
     description: str | None = None
+    password: Password | None = None
 
 
 class MaxPaths(_Frozen):

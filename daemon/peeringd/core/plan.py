@@ -20,16 +20,17 @@ with the file in anything else, or that someone else claims, stays a finding.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 from pydantic.dataclasses import dataclass
 
-from peeringd.core import desired, live, nodes, ownership
+from peeringd.core import desired, live, nodes, ownership, secret
 
 __all__ = [
     "CALICO",
@@ -49,6 +50,7 @@ __all__ = [
     "RouteInstallChange",
     "RouterChange",
     "SaveChange",
+    "SecretChange",
     "plan",
 ]
 
@@ -78,6 +80,7 @@ class PeerSpec(_Frozen):
     as_number: int | None
     node: str | None = None
     node_selector: str | None = None
+    password: live.SecretKeyRef | None = None
 
     @classmethod
     def of(cls, peer: live.BGPPeer) -> PeerSpec:
@@ -86,6 +89,7 @@ class PeerSpec(_Frozen):
             as_number=peer.as_number,
             node=peer.node or None,
             node_selector=peer.node_selector or None,
+            password=peer.password,
         )
 
 
@@ -101,10 +105,13 @@ class ConfigurationSpec(_Frozen):
 class NeighbourSpec:
     remote_as: int | None
     description: str | None
+    password: secret.Password | None = None
 
     @classmethod
     def of(cls, neighbour: live.Neighbour) -> NeighbourSpec:
-        return cls(remote_as=neighbour.remote_as, description=neighbour.description)
+        return cls(
+            remote_as=neighbour.remote_as, description=neighbour.description, password=neighbour.password
+        )
 
 
 class _Change(_Frozen):
@@ -138,6 +145,39 @@ class PeerChange(_Change):
     def for_adc(self) -> str:
         """The ADC this peer points at, written on the object as ``peeringd.io/adc``."""
         return self.adc or self.name
+
+
+class SecretChange(_Change):
+    """The Secret in calico-node's namespace that holds each ADC's BGP password, by ADC name."""
+
+    kind: Literal["secret"] = "secret"
+    namespace: str
+    name: str
+    before: tuple[tuple[str, secret.Password], ...] | None
+    after: tuple[tuple[str, secret.Password], ...] | None
+    resource_version: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def passwords(self) -> dict[str, str]:
+        """Each key whose password comes, changes or goes, with the word that says which."""
+        before, after = dict(self.before or ()), dict(self.after or ())
+        words = {key: secret.word(before.get(key), after.get(key)) for key in sorted({*before, *after})}
+        return {key: word for key, word in words.items() if word is not None}
+
+    def holding(self, adcs: Collection[str]) -> SecretChange | None:
+        """This change without what it does to the passwords of ``adcs`` (ADCs whose
+        configuration failed: their sessions keep the password both ends still have); None
+        when nothing is left of it. A removal of the whole Secret is kept: no ADC wants one."""
+        if self.after is None:
+            return self
+        before = dict(self.before or ())
+        after = {key: value for key, value in self.after if key not in adcs}
+        after |= {key: before[key] for key in adcs if key in before}
+        kept = tuple(sorted(after.items()))
+        if kept == (self.before or ()):
+            return None
+        return self.model_copy(update={"after": kept})
 
 
 class ConfigurationChange(_Change):
@@ -177,6 +217,14 @@ class NeighbourChange(_DeviceChange):
     before: NeighbourSpec | None
     after: NeighbourSpec | None
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def password(self) -> str | None:
+        """``(set)``, ``(changed)`` or ``(removed)`` when the session password changes."""
+        return secret.word(
+            self.before.password if self.before else None, self.after.password if self.after else None
+        )
+
 
 class MaxPathsChange(_DeviceChange):
     kind: Literal["max-paths"] = "max-paths"
@@ -203,6 +251,7 @@ class SaveChange(_DeviceChange):
 Change = Annotated[
     PeerChange
     | ConfigurationChange
+    | SecretChange
     | FeatureChange
     | RouterChange
     | NeighbourChange
@@ -282,7 +331,13 @@ def plan(state: desired.PeeringState, observed: live.LiveState) -> Plan:
             )
         device = list(
             _device_changes(
-                state.cluster.name, adc, snapshot, speakers, adopt=state.policy.adopt, findings=findings
+                state.cluster.name,
+                adc,
+                snapshot,
+                speakers,
+                adopt=state.policy.adopt,
+                rotated=_rotated(adc, observed.calico),
+                findings=findings,
             )
         )
         if adc.save_config and (device or snapshot.unsaved):
@@ -297,8 +352,18 @@ def _calico_changes(
     findings += _pool_findings(state.cluster.pod_cidr, calico.pools)
     if change := _configuration_change(state.cluster, calico.configuration):
         yield change
+    secret_change = _secret_change(state, calico.passwords, findings)
+    if secret_change is not None and secret_change.after is not None:
+        yield secret_change  # before the peers that refer to it
     cluster = state.cluster.name
-    wanted = {adc.name: PeerSpec(peer_ip=str(adc.peer_ip), as_number=adc.as_number) for adc in state.adcs}
+    wanted = {
+        adc.name: PeerSpec(
+            peer_ip=str(adc.peer_ip),
+            as_number=adc.as_number,
+            password=live.SecretKeyRef(name=secret.SECRET_NAME, key=adc.name) if adc.bgp_password else None,
+        )
+        for adc in state.adcs
+    }
     representatives, duplicates = _representatives(calico.peers, cluster)
     for name, spec in wanted.items():
         existing = representatives.get(name)
@@ -324,6 +389,110 @@ def _calico_changes(
             after=None,
             resource_version=peer.resource_version,
         )
+    if secret_change is not None and secret_change.after is None:
+        yield secret_change  # after the peers that referred to it
+
+
+def _wanted_passwords(state: desired.PeeringState) -> tuple[tuple[str, secret.Password], ...]:
+    """Each ADC's password by ADC name, the keys of peeringd's Secret."""
+    return tuple(
+        (adc.name, adc.bgp_password.value)
+        for adc in sorted(state.adcs, key=lambda adc: adc.name)
+        if adc.bgp_password is not None and adc.bgp_password.value is not None
+    )
+
+
+def _secret_change(
+    state: desired.PeeringState, observed: live.PasswordSecret | None, findings: list[Finding]
+) -> SecretChange | None:
+    """The change that makes peeringd's Secret hold the file's passwords (or removes it when
+    none is wanted), and the findings that make using it unsafe."""
+    wanted = _wanted_passwords(state)
+    if observed is None:
+        if wanted:
+            findings.append(
+                Finding(
+                    severity="warning",
+                    target=CALICO,
+                    message="the BGP password Secret was not observed; it is left as it is",
+                )
+            )
+        return None
+    where = f"Secret {observed.namespace}/{observed.name}"
+    if observed.exists and not ownership.owns(
+        dict(observed.labels), dict(observed.annotations), state.cluster.name
+    ):
+        findings.append(
+            Finding(
+                severity="error",
+                target=CALICO,
+                message=f"{where} exists and is not peeringd's for cluster {state.cluster.name}: "
+                "peeringd keeps the BGP passwords there; remove or rename it",
+            )
+        )
+        return None
+    if wanted and observed.readable is False:
+        findings.append(
+            Finding(
+                severity="error",
+                target=CALICO,
+                message=f"calico-node ({observed.reader}) cannot read {where}: its sessions would stay "
+                "down with a password; apply the Role and RoleBinding that `peeringd rbac` prints",
+            )
+        )
+    elif wanted and observed.readable is None:
+        findings.append(
+            Finding(
+                severity="warning",
+                target=CALICO,
+                message=f"could not check that calico-node ({observed.reader}) can read {where} "
+                "(peeringd may not create SubjectAccessReviews)",
+            )
+        )
+    before = observed.data if observed.exists else None
+    if not wanted:
+        if before is None:
+            return None
+        return SecretChange(
+            action=Action.DELETE,
+            namespace=observed.namespace,
+            name=observed.name,
+            before=before,
+            after=None,
+            resource_version=observed.resource_version,
+        )
+    if before is not None and _agreeing(before, wanted):
+        return None
+    return SecretChange(
+        action=Action.UPDATE if observed.exists else Action.CREATE,
+        namespace=observed.namespace,
+        name=observed.name,
+        before=before,
+        after=wanted,
+        resource_version=observed.resource_version or None,
+    )
+
+
+def _agreeing(
+    stored: tuple[tuple[str, secret.Password], ...], wanted: tuple[tuple[str, secret.Password], ...]
+) -> bool:
+    """Whether the Secret holds the wanted passwords; one only known to be set (a snapshot read
+    back from JSON) is taken to agree."""
+    held = dict(stored)
+    return held.keys() == dict(wanted).keys() and all(
+        secret.agrees(value, held[key], rotated=False) for key, value in wanted
+    )
+
+
+def _rotated(adc: desired.ADC, calico: live.CalicoSnapshot | None) -> bool:
+    """Whether ``adc``'s password in the file differs from the one peeringd last applied, as
+    its Secret records it; an ADC that shows its password obfuscated is then rewritten."""
+    if adc.bgp_password is None or adc.bgp_password.value is None:
+        return False
+    if calico is None or calico.passwords is None:
+        return False
+    applied = dict(calico.passwords.data).get(adc.name)
+    return applied is not None and applied.known and applied != adc.bgp_password.value
 
 
 def _representatives(
@@ -487,6 +656,7 @@ def _device_changes(
     speakers: tuple[nodes.Speaker, ...] | None,
     *,
     adopt: bool,
+    rotated: bool,
     findings: list[Finding],
 ) -> Iterator[Change]:
     name = adc.name
@@ -510,7 +680,14 @@ def _device_changes(
     removals: list[Change] = []
     if speakers is not None:
         additions, removals = _neighbour_changes(
-            cluster, name, neighbours, speakers, adopt=adopt, findings=findings
+            cluster,
+            name,
+            neighbours,
+            speakers,
+            adopt=adopt,
+            password=adc.bgp_password,
+            rotated=rotated,
+            findings=findings,
         )
         yield from additions
     if adc.max_paths is not None:
@@ -534,14 +711,19 @@ def _neighbour_changes(
     speakers: tuple[nodes.Speaker, ...],
     *,
     adopt: bool,
+    password: desired.BgpPassword | None,
+    rotated: bool,
     findings: list[Finding],
 ) -> tuple[list[Change], list[Change]]:
     """Additions and updates, then removals: the device gets new neighbours before losing old ones."""
     additions: list[Change] = []
     by_address = {neighbour.address: neighbour for neighbour in neighbours}
+    value = password.value if password is not None else None
     wanted = {
         speaker.address: NeighbourSpec(
-            remote_as=speaker.as_number, description=ownership.description(cluster, speaker.node)
+            remote_as=speaker.as_number,
+            description=ownership.description(cluster, speaker.node),
+            password=value,
         )
         for speaker in speakers
     }
@@ -552,9 +734,25 @@ def _neighbour_changes(
                 NeighbourChange(action=Action.CREATE, adc=adc, address=address, before=None, after=spec)
             )
         elif ownership.owns_neighbour(existing, cluster):
-            if (before := NeighbourSpec.of(existing)) != spec:
+            before = NeighbourSpec.of(existing)
+            if password is not None and password.obfuscated == "refuse" and _obfuscated(before):
+                findings.append(
+                    Finding(
+                        severity="error",
+                        target=adc,
+                        message=f"neighbor {address} shows its password obfuscated, which cannot be "
+                        "compared with the file (bgpPassword.obfuscated: refuse)",
+                    )
+                )
+            after = spec
+            if secret.agrees(spec.password, before.password, rotated=rotated):
+                # Never rewrite a password that agrees: the session would reset.
+                after = dataclasses.replace(spec, password=before.password)
+            if before != after:
                 additions.append(
-                    NeighbourChange(action=Action.UPDATE, adc=adc, address=address, before=before, after=spec)
+                    NeighbourChange(
+                        action=Action.UPDATE, adc=adc, address=address, before=before, after=after
+                    )
                 )
         elif adopt and _neighbour_disagreement(existing, spec) is None:
             additions.append(
@@ -563,7 +761,8 @@ def _neighbour_changes(
                     adc=adc,
                     address=address,
                     before=NeighbourSpec.of(existing),
-                    after=spec,
+                    # Adoption adds the description only; the password follows in the next pass.
+                    after=dataclasses.replace(spec, password=existing.password),
                 )
             )
         else:
@@ -589,6 +788,10 @@ def _neighbour_changes(
         if neighbour.address not in wanted and ownership.owns_neighbour(neighbour, cluster)
     ]
     return additions, removals
+
+
+def _obfuscated(spec: NeighbourSpec) -> bool:
+    return spec.password is not None and spec.password.obfuscated
 
 
 def _neighbour_disagreement(neighbour: live.Neighbour, spec: NeighbourSpec) -> str | None:

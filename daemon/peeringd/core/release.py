@@ -10,6 +10,8 @@ reboot would bring the marks back.
 
 from __future__ import annotations
 
+import dataclasses
+
 from peeringd.core import desired, live, ownership
 from peeringd.core.plan import (
     CALICO,
@@ -43,7 +45,8 @@ def release(state: desired.PeeringState, observed: live.LiveState) -> Plan:
                 adc=adc.name,
                 address=neighbour.address,
                 before=NeighbourSpec.of(neighbour),
-                after=NeighbourSpec(remote_as=neighbour.remote_as, description=None),
+                # Only the description goes: the session, and its password, stay.
+                after=dataclasses.replace(NeighbourSpec.of(neighbour), description=None),
             )
             for neighbour in snapshot.neighbours
             if ownership.owns_neighbour(neighbour, cluster)

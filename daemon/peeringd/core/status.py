@@ -26,6 +26,7 @@ from peeringd.core import desired, live, nodes
 __all__ = [
     "ESTABLISHED",
     "NOT_REPORTED",
+    "PASSWORD_HINT",
     "Row",
     "StatusPlan",
     "adc_sessions",
@@ -37,6 +38,8 @@ __all__ = [
 
 ESTABLISHED = "Established"
 NOT_REPORTED = "calico-node has not reported yet"
+# TCP MD5 drops the segments of a wrong password silently: neither end can say more than this.
+PASSWORD_HINT = "the sessions have a BGP password: do both ends have the same one?"  # noqa: S105  # words
 Verdict = Literal["established", "one-sided", "down", "unknown"]
 
 # calico-node writes a CalicoNodeStatus at most once per update period (only when its
@@ -95,6 +98,8 @@ def rows(
             )
             reported = node_status is not None and node_status.reported
             verdict, note = _verdict(adc_state, peer.state if peer else None, reported=reported)
+            if verdict == "down" and note is None and adc.bgp_password is not None:
+                note = PASSWORD_HINT
             result.append(
                 Row(
                     adc=adc.name,

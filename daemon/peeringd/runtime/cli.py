@@ -113,7 +113,7 @@ def validate(state_file: Path | None, more: tuple[Path, ...]) -> None:
     invalid = False
     for path in files:
         try:
-            loaded = statefile.load(path)
+            loaded = statefile.load(path, secrets=False)
         except PeeringdError as error:
             click.echo(str(error) if isinstance(error, StateFileError) else f"error: {error}", err=True)
             invalid = True
@@ -576,11 +576,18 @@ def status(
 @main.command()
 @_LEASE_NAMESPACE
 @_LEASE_NAME
-def rbac(lease_namespace: str, lease_name: str) -> None:
+@click.option(
+    "--calico-namespace",
+    default="calico-system",
+    show_default=True,
+    help="Where calico-node runs (kube-system for manifest installs): the BGP password Secret's Roles.",
+)
+def rbac(lease_namespace: str, lease_name: str, calico_namespace: str) -> None:
     """Print the least-privilege ServiceAccount, roles and bindings (kubectl apply -f -)."""
-    from peeringd.adapters import calico
+    from peeringd.adapters import calico, password_secret
 
     click.echo(calico.rbac_manifest(lease_namespace, lease_name), nl=False)
+    click.echo(password_secret.rbac_manifest(calico_namespace), nl=False)
 
 
 def _remove_expired(systems: reconcile.Systems, loaded: LoadedState, nodes: set[str]) -> None:

@@ -106,8 +106,9 @@ class Elector:
     """Campaigns for the Lease on a thread of its own; says whether this daemon leads, and
     fences each write session.
 
-    ``on_change(leading)`` is called on every change of role, from the election thread or
-    from ``fence``'s caller, one call at a time.
+    ``on_change(leading)`` is called on every change of role, and with False when a standby
+    sees another leader (its status line names the leader), from the election thread or from
+    ``fence``'s caller, one call at a time.
     """
 
     def __init__(
@@ -314,6 +315,9 @@ class Elector:
             log.info("leader seen", leader=holder, lease=self.lease, identity=self.identity)
         else:
             log.info("the lease is free", lease=self.lease, identity=self.identity)
+        with self._transitions:
+            if self._on_change is not None and not self.leading:
+                self._on_change(False)
 
     def _release(self) -> None:
         """Hand the Lease back (client-go's ReleaseOnCancel), if it still names us."""

@@ -28,7 +28,7 @@ from peeringd.adapters.netscaler import NetScaler
 from peeringd.adapters.statefile import LoadedState
 from peeringd.core import guards, live
 from peeringd.core.desired import PeeringState
-from peeringd.core.plan import CALICO, Change, PeerChange, Plan, SaveChange, plan
+from peeringd.core.plan import CALICO, Change, PeerChange, Plan, SaveChange, SecretChange, plan
 from peeringd.errors import CalicoConflict, PeeringdError, StateFileError, VerificationFailed
 from peeringd.runtime import report
 
@@ -202,10 +202,14 @@ def observe(loaded: LoadedState, systems: Systems) -> tuple[live.LiveState, dict
     and named in the errors."""
     selector = loaded.state.cluster.nodes.selector
     calico = systems.calico
+    passwords = any(adc.bgp_password is not None for adc in loaded.state.adcs)
+    namespace = loaded.state.cluster.calico_namespace
     readers: dict[str, Callable[[], Any]] = {name: device.observe for name, device in systems.devices.items()}
     if calico is not None:
         known = systems.nodes.nodes(selector) if systems.nodes is not None else None
-        readers[CALICO] = lambda: calico.observe(selector, nodes=known)
+        readers[CALICO] = lambda: calico.observe(
+            selector, nodes=known, passwords=passwords, password_namespace=namespace
+        )
     observed: dict[str, Any] = {}
     errors: dict[str, PeeringdError] = {}
     for target, (result, error) in _concurrently(readers).items():
@@ -279,7 +283,13 @@ def _apply(
     )
     for name in sorted(held):
         log.warning("BGPPeer waits for its ADC to be configured", target=CALICO, peer=name)
-    changes = tuple(c for c in calico_changes if not (isinstance(c, PeerChange) and c.name in held))
+    # The password Secret keeps the old password of an ADC that did not take the new one.
+    changes = tuple(
+        kept
+        for c in calico_changes
+        if not (isinstance(c, PeerChange) and c.name in held)
+        and (kept := c.holding(unconfigured) if isinstance(c, SecretChange) else c) is not None
+    )
     if changes:
         assert systems.calico is not None
         calico, cluster = systems.calico, loaded.state.cluster.name
@@ -330,7 +340,12 @@ def _verify(
     for target in planned.targets:
         if target in errors:
             continue
-        left = [c for c in remaining.for_target(target) if not (isinstance(c, PeerChange) and c.name in held)]
+        left = [
+            c
+            for c in remaining.for_target(target)
+            if not (isinstance(c, PeerChange) and c.name in held)
+            and not (isinstance(c, SecretChange) and c.holding(errors) is None)
+        ]
         if left:
             errors[target] = VerificationFailed(
                 f"{target}: still differs after applying: {', '.join(report.describe(c) for c in left)}"

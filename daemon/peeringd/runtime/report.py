@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 
 from peeringd.core import guards, live
@@ -14,11 +13,14 @@ from peeringd.core.plan import (
     FeatureChange,
     MaxPathsChange,
     NeighbourChange,
+    NeighbourSpec,
     PeerChange,
+    PeerSpec,
     Plan,
     RouteInstallChange,
     RouterChange,
     SaveChange,
+    SecretChange,
 )
 
 __all__ = ["describe", "plan_text", "subject", "summary"]
@@ -78,10 +80,12 @@ def describe(change: Change) -> str:
         case PeerChange(name=name, before=before, after=after):
             if after is None:
                 return f"BGPPeer {name}"
-            fields = f"peerIP {after.peer_ip}, asNumber {after.as_number}"
+            fields = f"peerIP {after.peer_ip}, asNumber {after.as_number}{_secret_ref(after.password)}"
             if before is None:
                 return f"BGPPeer {name}: {fields} (global peer)"
-            return f"BGPPeer {name}: {_arrow(before.model_dump(), after.model_dump())}"
+            return f"BGPPeer {name}: {_arrow(_peer_fields(before), _peer_fields(after))}"
+        case SecretChange():
+            return _secret(change)
         case ConfigurationChange(before=before, after=after):
             old = before.model_dump() if before else {}
             return f"BGPConfiguration default: {_arrow(old, after.model_dump(exclude_none=True))}"
@@ -93,12 +97,8 @@ def describe(change: Change) -> str:
                 if before is None
                 else f"router bgp {before} -> {after} (every session drops)"
             )
-        case NeighbourChange(address=address, before=before, after=after):
-            spec = after or before
-            assert spec is not None
-            if before is not None and after is not None:
-                return f"neighbor {address}: {_arrow(dataclasses.asdict(before), dataclasses.asdict(after))}"
-            return f"neighbor {address} remote-as {spec.remote_as} description {spec.description}"
+        case NeighbourChange():
+            return _neighbour(change)
         case MaxPathsChange(before=before, after=after):
             return f"max-paths: {_max_paths(before)} -> {_max_paths(after)}"
         case RouteInstallChange(after=after):
@@ -106,6 +106,26 @@ def describe(change: Change) -> str:
         case SaveChange():
             return "save the running configuration"
     raise AssertionError(f"unknown change {change!r}")
+
+
+def _secret(change: SecretChange) -> str:
+    """The password Secret: which ADCs' passwords come, change or go, never the passwords."""
+    where = f"Secret {change.namespace}/{change.name}"
+    if change.after is None:
+        return f"{where} (no BGP password is wanted)"
+    words = ", ".join(f"{key} {word}" for key, word in change.passwords.items())
+    return f"{where}: BGP passwords {words}"
+
+
+def _neighbour(change: NeighbourChange) -> str:
+    before, after, address = change.before, change.after, change.address
+    password = f" password {change.password}" if change.password else ""
+    if before is not None and after is not None:
+        fields = _arrow(_neighbour_fields(before), _neighbour_fields(after))
+        return f"neighbor {address}:{f' {fields}' if fields else ''}{password}"
+    spec = after or before
+    assert spec is not None
+    return f"neighbor {address} remote-as {spec.remote_as} description {spec.description}{password}"
 
 
 def _marking(change: Change) -> str:
@@ -134,6 +154,8 @@ def subject(change: Change) -> str:
             return f"BGPPeer {name}"
         case ConfigurationChange():
             return "BGPConfiguration default"
+        case SecretChange(namespace=namespace, name=name):
+            return f"Secret {namespace}/{name}"
         case FeatureChange():
             return "feature BGP"
         case RouterChange():
@@ -147,6 +169,22 @@ def subject(change: Change) -> str:
         case SaveChange():
             return "saved configuration"
     raise AssertionError(f"unknown change {change!r}")
+
+
+def _neighbour_fields(spec: NeighbourSpec) -> dict[str, object]:
+    """What a neighbour change shows field by field; its password only as a word, apart."""
+    return {"remote_as": spec.remote_as, "description": spec.description}
+
+
+def _peer_fields(spec: PeerSpec) -> dict[str, object]:
+    ref = spec.password
+    password = f"Secret {ref.name} key {ref.key}" if ref else "none"
+    return {**spec.model_dump(exclude={"password"}), "password": password}
+
+
+def _secret_ref(ref: live.SecretKeyRef | None) -> str:
+    """How a BGPPeer's password reads: the Secret key it comes from, never the password."""
+    return "" if ref is None else f", password from Secret {ref.name} key {ref.key}"
 
 
 def _arrow(before: dict[str, object], after: dict[str, object]) -> str:

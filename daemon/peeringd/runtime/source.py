@@ -65,7 +65,11 @@ class StateSource:
             self.error = error
             return False
         self.error = None
-        if self.last_good is not None and self.last_good.sha256 == loaded.sha256:
+        # The state equal too: a rotated password file changes the state, not the file.
+        if self.last_good is not None and (self.last_good.sha256, self.last_good.state) == (
+            loaded.sha256,
+            loaded.state,
+        ):
             return False
         self.last_good = loaded
         self.revision = git_revision(self.path)

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from peeringd.lab.kubeapi import builtin, routes
+from peeringd.lab.kubeapi import builtin, rbac, routes
 from peeringd.lab.kubeapi.errors import (
     Json,
     KubeApiError,
@@ -61,7 +61,8 @@ class KubeApiServer:
     "both" (the aggregated API server over the v1 CRDs; here the two groups are separate
     stores) or "none" (Calico not installed). CRDs of other groups are always served, and so
     are the built-in Nodes, Namespaces (default, kube-node-lease, kube-public and kube-system
-    exist from the start), Secrets and coordination.k8s.io Leases.
+    exist from the start), Secrets, coordination.k8s.io Leases, and RBAC's Roles, ClusterRoles
+    and bindings, which answer SubjectAccessReviews (see `rbac`).
     `history_limit` bounds the watch history per kind (older watches get 410 Gone) and
     `journal_limit` the request journal (the oldest entries go first).
 
@@ -81,7 +82,7 @@ class KubeApiServer:
     ) -> None:
         if history_limit < 1:
             raise ValueError("history_limit must be at least 1")
-        self._registry = Registry([*builtin.KINDS, *load_kinds(Path(crds), calico_api)])
+        self._registry = Registry([*builtin.KINDS, *rbac.KINDS, *load_kinds(Path(crds), calico_api)])
         self._store = Store(self._registry.kinds, history_limit)
         self._host = host
         self._port = port
@@ -305,6 +306,9 @@ class KubeApiServer:
             await self._before(entry, kind)
             if target.document is not None:
                 return _json_response(target.document)
+            if (request.method, request.path) == ("POST", rbac.REVIEW_PATH):
+                review = rbac.review(await _json_object(request), self._objects)
+                return _json_response(review, 201)
             if kind is None:
                 raise path_not_found()
             if kind.namespaced and target.namespace is None and target.verb not in ("list", "watch"):
@@ -316,6 +320,9 @@ class KubeApiServer:
             _log.exception("kubeapi: %s %s failed", request.method, request.path_qs)
             message = f"Internal error occurred: {error}"
             return _error_response(KubeApiError(500, "InternalError", message))
+
+    def _objects(self, kind: Kind, namespace: str | None) -> list[Json]:
+        return self._store.snapshot(kind, namespace)[0]
 
     async def _before(self, entry: JournalEntry, kind: Kind | None) -> None:
         """Journal the request, run its callbacks, then its fault if any."""
