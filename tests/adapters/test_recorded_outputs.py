@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
+from pydantic import TypeAdapter
 
 from peeringd.adapters import nscli, zebos
 from peeringd.core import live
@@ -21,6 +22,8 @@ from tests.reliability import device_output
 from tests.reliability.runner import Case
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+NEIGHBOUR = TypeAdapter(live.Neighbour)
+SESSIONS = TypeAdapter(tuple[live.Session, ...])
 
 
 def _running_config(text: str) -> dict[str, Any]:
@@ -35,7 +38,7 @@ def _running_config(text: str) -> dict[str, Any]:
 
 def _neighbour(neighbour: live.Neighbour) -> dict[str, Any]:
     """A neighbour as read; of its password only whether it is there, and in which form."""
-    found = neighbour.model_dump(mode="json", exclude={"password"})
+    found: dict[str, Any] = NEIGHBOUR.dump_python(neighbour, mode="json", exclude={"password"})
     if neighbour.password is not None:
         found["password"] = "obfuscated" if neighbour.password.obfuscated else "clear"
     return found
@@ -43,10 +46,10 @@ def _neighbour(neighbour: live.Neighbour) -> dict[str, Any]:
 
 PARSERS: dict[str, Callable[[str], object]] = {
     "zebos/running_config": _running_config,
-    "zebos/bgp_summary": lambda text: [s.model_dump(mode="json") for s in zebos.parse_bgp_summary(text)],
-    "zebos/bgp_summary_json": lambda text: [
-        s.model_dump(mode="json") for s in zebos.parse_bgp_summary_json(text)
-    ],
+    "zebos/bgp_summary": lambda text: SESSIONS.dump_python(zebos.parse_bgp_summary(text), mode="json"),
+    "zebos/bgp_summary_json": lambda text: SESSIONS.dump_python(
+        zebos.parse_bgp_summary_json(text), mode="json"
+    ),
     "nscli/bgp_feature": nscli.parse_bgp_feature,
     "nscli/ha_role": nscli.parse_ha_role,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 import pytest
@@ -173,7 +174,7 @@ class TestPasswords:
         self, value: str | None, description: str | None = "peeringd:prod-1:node-a"
     ) -> NeighbourSpec:
         password = secret.Password(value) if value is not None else None
-        return spec(description=description).model_copy(update={"password": password})
+        return dataclasses.replace(spec(description=description), password=password)
 
     @pytest.mark.parametrize("dialect", [zebos.NETSCALER, zebos.FRR])
     def test_a_new_neighbour_gets_its_password_with_it(self, dialect: zebos.Dialect) -> None:
@@ -203,7 +204,7 @@ class TestPasswords:
 
     def test_an_obfuscated_password_goes_back_as_shown(self) -> None:
         """A revert restores what the device printed."""
-        obfuscated = spec().model_copy(update={"password": secret.Password("8 0a1f", obfuscated=True)})
+        obfuscated = dataclasses.replace(spec(), password=secret.Password("8 0a1f", obfuscated=True))
         change = neighbour(Action.UPDATE, self.with_password("New"), obfuscated)
 
         assert (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from typing import Any
 
@@ -302,7 +303,7 @@ def test_with_the_imported_file_and_adoption_a_plan_only_adopts(
 
 def test_neighbour_passwords_are_a_gap_import_never_copies() -> None:
     """The secret goes into a file by hand; a file without bgpPassword would plan them away."""
-    with_password = neighbour("10.0.0.11").model_copy(update={"password": secret.Password("Hand-made")})
+    with_password = dataclasses.replace(neighbour("10.0.0.11"), password=secret.Password("Hand-made"))
     device = seed_device(with_password, neighbour("10.0.0.12"), neighbour("10.0.0.13"))
 
     described = inventory.describe(request(), calico(*NODES, peers=(HAND_MADE,)), {"adc-1": device})

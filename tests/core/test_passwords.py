@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import json
 from typing import Any
 
@@ -30,8 +32,8 @@ def world(
 ) -> live.LiveState:
     """One node peered with adc-1 by peeringd, the neighbour showing ``device_password``, and
     peeringd's Secret holding ``stored`` for adc-1 (absent when None)."""
-    neighbour = support.neighbour("10.0.0.11", node_name="node-1").model_copy(
-        update={"password": device_password}
+    neighbour = dataclasses.replace(
+        support.neighbour("10.0.0.11", node_name="node-1"), password=device_password
     )
     ref = live.SecretKeyRef(name=secret.SECRET_NAME, key="adc-1") if stored is not None else None
     peer = support.owned_peer("adc-1", "10.0.0.100", 500).model_copy(update={"password": ref})
@@ -205,7 +207,10 @@ class TestStatus:
         """A wrong password drops TCP segments silently: the ends can only say Active or Connect."""
         observed = world(secret.Password(PASSWORD), stored=PASSWORD)
         assert observed.calico is not None
-        down = support.device(router_as=500, sessions=(live.Session(address="10.0.0.11", state="Active"),))
+        down = support.device(
+            router_as=500,
+            sessions=(live.Session(address=ipaddress.IPv4Address("10.0.0.11"), state="Active"),),
+        )
         calico_node = live.NodeStatus(
             node="node-1",
             reported=True,

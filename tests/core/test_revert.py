@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 from hypothesis import given
@@ -331,7 +332,7 @@ class TestPasswords:
         planned = plan(test_passwords.wanted(test_passwords.ROTATED), before)
         after = support.apply(planned, before)
         obfuscated = secret.Password("8 4a1f", obfuscated=True)
-        neighbours = tuple(n.model_copy(update={"password": obfuscated}) for n in after.adcs[0].neighbours)
+        neighbours = tuple(dataclasses.replace(n, password=obfuscated) for n in after.adcs[0].neighbours)
         shown = after.model_copy(
             update={"adcs": (after.adcs[0].model_copy(update={"neighbours": neighbours}),)}
         )

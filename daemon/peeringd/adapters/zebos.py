@@ -14,7 +14,6 @@ that could break a command line before a single line is produced.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import json
 import re
@@ -22,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from peeringd.adapters import replies
-from peeringd.core import asn, live, secret
+from peeringd.core import asn, live, nodes, secret
 from peeringd.core.plan import (
     Action,
     Change,
@@ -258,7 +257,7 @@ class _ConfigReader:
 
     def _neighbour(self, match: re.Match[str], line: str, number: int) -> None:
         name, setting, value = match[1], match[2], (match[3] or "").strip()
-        address = _ipv4(name)
+        address = nodes.ipv4(name)
         if address is None:
             if _DOTTED.fullmatch(name):
                 raise self._at(number, "names a neighbor that is no address", line)
@@ -363,7 +362,7 @@ def parse_bgp_summary_json(text: str) -> tuple[live.Session, ...]:
     peers = _object(_object(unicast, command).get("peers", {}), command)
     sessions = []
     for address, peer in peers.items():
-        parsed = _ipv4(address)
+        parsed = nodes.ipv4(address)
         if parsed is None:
             if _DOTTED.fullmatch(address):
                 raise OutputNotUnderstood(f"{command}: peer {replies.shown(address)} is not an address")
@@ -548,11 +547,3 @@ def _description(spec: NeighbourSpec) -> str:
     if spec.description is None or not _DESCRIPTION.fullmatch(spec.description):
         raise RenderError(f"description {spec.description!r} is not safe on a command line")
     return spec.description
-
-
-@functools.lru_cache(maxsize=16384)  # the same thousands of addresses, every pass
-def _ipv4(text: str) -> ipaddress.IPv4Address | None:
-    try:
-        return ipaddress.IPv4Address(text)
-    except ValueError:
-        return None

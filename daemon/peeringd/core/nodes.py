@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from peeringd.core import asn, live
 
-__all__ = ["AS_NUMBER_ANNOTATION", "IPV4_ADDRESS_ANNOTATION", "Speaker", "speakers"]
+__all__ = ["AS_NUMBER_ANNOTATION", "IPV4_ADDRESS_ANNOTATION", "Speaker", "ipv4", "speakers"]
 
 IPV4_ADDRESS_ANNOTATION = "projectcalico.org/IPv4Address"
 AS_NUMBER_ANNOTATION = "projectcalico.org/ASNumber"
@@ -67,7 +67,7 @@ def _address(node: live.Node, notes: list[str]) -> ipaddress.IPv4Address | None:
             "is not an IPv4 address; using its InternalIP"
         )
     for text in node.internal_ips:
-        if (address := _plain_address(text)) is not None:
+        if (address := ipv4(text)) is not None:
             return address
     return None
 
@@ -78,7 +78,7 @@ def _address(node: live.Node, notes: list[str]) -> ipaddress.IPv4Address | None:
 def _interface_address(text: str) -> ipaddress.IPv4Address | None:
     address, _, prefix = text.partition("/")
     if prefix.isdigit() and len(prefix) <= 2 and int(prefix) <= 32:
-        return _plain_address(address)  # the usual form, parsed five times faster
+        return ipv4(address)  # the usual form, parsed five times faster
     try:
         return ipaddress.IPv4Interface(text).ip
     except ValueError:
@@ -86,7 +86,9 @@ def _interface_address(text: str) -> ipaddress.IPv4Address | None:
 
 
 @functools.lru_cache(maxsize=16384)
-def _plain_address(text: str) -> ipaddress.IPv4Address | None:
+def ipv4(text: str) -> ipaddress.IPv4Address | None:
+    """The IPv4 address ``text`` is, else None. One cache for the nodes' addresses and the
+    devices' neighbours (the same addresses): one address object each, not one per reader."""
     try:
         return ipaddress.IPv4Address(text)
     except ValueError:

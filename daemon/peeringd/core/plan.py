@@ -20,6 +20,7 @@ with the file in anything else, or that someone else claims, stays a finding.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections import Counter
 from collections.abc import Collection, Iterator
@@ -27,6 +28,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic.dataclasses import dataclass
 
 from peeringd.core import desired, live, nodes, ownership, secret
 
@@ -98,7 +100,9 @@ class ConfigurationSpec(_Frozen):
     node_to_node_mesh: bool | None = None
 
 
-class NeighbourSpec(_Frozen):
+# One per node and ADC in every pass: slotted, like live.Neighbour (a model is 8 times larger).
+@dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid"))
+class NeighbourSpec:
     remote_as: int | None
     description: str | None
     password: secret.Password | None = None
@@ -745,7 +749,7 @@ def _neighbour_changes(
             after = spec
             if secret.agrees(spec.password, before.password, rotated=rotated):
                 # Never rewrite a password that agrees: the session would reset.
-                after = spec.model_copy(update={"password": before.password})
+                after = dataclasses.replace(spec, password=before.password)
             if before != after:
                 additions.append(
                     NeighbourChange(
@@ -760,7 +764,7 @@ def _neighbour_changes(
                     address=address,
                     before=NeighbourSpec.of(existing),
                     # Adoption adds the description only; the password follows in the next pass.
-                    after=spec.model_copy(update={"password": existing.password}),
+                    after=dataclasses.replace(spec, password=existing.password),
                 )
             )
         else:

@@ -10,6 +10,8 @@ reboot would bring the marks back.
 
 from __future__ import annotations
 
+import dataclasses
+
 from peeringd.core import desired, live, ownership
 from peeringd.core.plan import (
     CALICO,
@@ -44,7 +46,7 @@ def release(state: desired.PeeringState, observed: live.LiveState) -> Plan:
                 address=neighbour.address,
                 before=NeighbourSpec.of(neighbour),
                 # Only the description goes: the session, and its password, stay.
-                after=NeighbourSpec.of(neighbour).model_copy(update={"description": None}),
+                after=dataclasses.replace(NeighbourSpec.of(neighbour), description=None),
             )
             for neighbour in snapshot.neighbours
             if ownership.owns_neighbour(neighbour, cluster)

@@ -20,7 +20,7 @@ and the caller's ``unreverted`` check it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pydantic
 
@@ -249,8 +249,7 @@ def _holds(change: Change, seen: _Seen) -> bool:
 def _same(wanted: object, shown: object) -> bool:
     """Equal, a neighbour password the device shows obfuscated taken to agree (as plans do)."""
     if isinstance(wanted, NeighbourSpec) and isinstance(shown, NeighbourSpec):
-        rest = {"password": None}
-        return wanted.model_copy(update=rest) == shown.model_copy(update=rest) and secret.agrees(
+        return replace(wanted, password=None) == replace(shown, password=None) and secret.agrees(
             wanted.password, shown.password, rotated=False
         )
     return wanted == shown

@@ -67,9 +67,9 @@ _CACHE_WAIT_SECONDS = 5.0
 _STUCK_AFTER = 600.0
 
 
-def _every(interval: int) -> IntervalTrigger:
+def _every(interval: float) -> IntervalTrigger:
     # Jitter spreads the passes of many daemons that started together.
-    return IntervalTrigger(seconds=interval, jitter=max(1, interval // 10))
+    return IntervalTrigger(seconds=interval, jitter=interval / 10)
 
 
 def default_lock_file() -> Path:
@@ -86,6 +86,8 @@ class Options:
     metrics_address: tuple[str, int] | None = None
     lock_file: Path = field(default_factory=default_lock_file)
     leader_election: leader.Settings | None = None  # None: this daemon alone writes
+    # Seconds between passes instead of policy.interval (``run --interval``: soaks and tests).
+    interval: float | None = None
 
 
 class Daemon:
@@ -169,7 +171,7 @@ class Daemon:
         self._install_signals()
         self._scheduler.add_job(
             self._pass,
-            _every(loaded.state.policy.interval),
+            _every(self._interval()),
             id=_JOB,
             max_instances=1,
             coalesce=True,
@@ -187,7 +189,7 @@ class Daemon:
                 self._feed_watchdog, IntervalTrigger(seconds=every), executor="watchdog", id="watchdog"
             )
         self._scheduler.start()
-        log.info("started", state_file=str(self._options.state_file), interval=loaded.state.policy.interval)
+        log.info("started", state_file=str(self._options.state_file), interval=self._interval())
         self._stopping.wait()
         log.info("stopping: letting the pass in flight finish")
         self._notify.send(stopping="1", status="stopping")
@@ -201,9 +203,13 @@ class Daemon:
         log.info("stopped")
         return 0
 
-    def _schedule(self, interval: int) -> None:
+    def _schedule(self, interval: float) -> None:
         self._scheduler.reschedule_job(_JOB, trigger=_every(interval))
         log.info("interval changed", interval=interval)
+
+    def _interval(self) -> float:
+        """Seconds between passes: ``run --interval`` when given, else the file's policy.interval."""
+        return self._options.interval or self._current().state.policy.interval
 
     def _current(self) -> LoadedState:
         loaded = self._source.last_good
@@ -367,7 +373,7 @@ class Daemon:
 
     def _after_failure(self, reason: str) -> None:
         self._failures += 1
-        interval = self._current().state.policy.interval
+        interval = self._interval()
         delay = min(_BACKOFF_START * 2 ** (self._failures - 1), float(interval))
         delay *= random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not cryptography
         self._status(f"failing ({self._failures} in a row, retry in {delay:.0f}s): {reason}")
@@ -383,11 +389,11 @@ class Daemon:
         self._notify.send(status=text[:500])
 
     def _file_changed(self) -> None:
-        interval = self._current().state.policy.interval
+        interval = self._interval()
         if self._source.reload():
             loaded = self._current()
-            if loaded.state.policy.interval != interval:
-                self._schedule(loaded.state.policy.interval)
+            if self._interval() != interval:
+                self._schedule(self._interval())
             self._metrics.stale.set(0)
             self._metrics.desired_state(loaded.sha256, self._source.revision)
             log.info("state file changed", sha256=loaded.sha256, git_revision=self._source.revision)
@@ -427,7 +433,7 @@ class Daemon:
         stuck_after = _STUCK_AFTER + (confirming.within if confirming is not None else 0)
         if running_since is not None and now - running_since > stuck_after:
             return f"a pass has been running for {now - running_since:.0f}s"
-        interval = self._current().state.policy.interval
+        interval = self._interval()
         if running_since is None and now - last_end > 3 * interval + _STUCK_AFTER:
             return f"no pass for {now - last_end:.0f}s"
         return None

@@ -16,7 +16,7 @@ import wsgiref.simple_server
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, ThreadingWSGIServer
 
 from peeringd.core.plan import CALICO
@@ -32,6 +32,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # process_resident_memory_bytes, process_open_fds, CPU seconds: what a leak shows in.
+        ProcessCollector(registry=self.registry)
         self.passes = Counter(
             "peeringd_reconcile", "Reconcile passes by outcome.", ["result"], registry=self.registry
         )

@@ -13,6 +13,7 @@ from peeringd.core.plan import (
     FeatureChange,
     MaxPathsChange,
     NeighbourChange,
+    NeighbourSpec,
     PeerChange,
     PeerSpec,
     Plan,
@@ -120,7 +121,7 @@ def _neighbour(change: NeighbourChange) -> str:
     before, after, address = change.before, change.after, change.address
     password = f" password {change.password}" if change.password else ""
     if before is not None and after is not None:
-        fields = _arrow(before.model_dump(exclude={"password"}), after.model_dump(exclude={"password"}))
+        fields = _arrow(_neighbour_fields(before), _neighbour_fields(after))
         return f"neighbor {address}:{f' {fields}' if fields else ''}{password}"
     spec = after or before
     assert spec is not None
@@ -168,6 +169,11 @@ def subject(change: Change) -> str:
         case SaveChange():
             return "saved configuration"
     raise AssertionError(f"unknown change {change!r}")
+
+
+def _neighbour_fields(spec: NeighbourSpec) -> dict[str, object]:
+    """What a neighbour change shows field by field; its password only as a word, apart."""
+    return {"remote_as": spec.remote_as, "description": spec.description}
 
 
 def _peer_fields(spec: PeerSpec) -> dict[str, object]:
