@@ -721,23 +721,14 @@ def _neighbour_changes(
     additions: list[Change] = []
     by_address = {neighbour.address: neighbour for neighbour in neighbours}
     value = password.value if password is not None else None
-    wanted = {
-        speaker.address: NeighbourSpec(
-            remote_as=speaker.as_number,
-            description=ownership.description(cluster, speaker.node),
-            password=value,
-        )
-        for speaker in speakers
-    }
-    for address, spec in wanted.items():
+    wanted = {speaker.address: speaker for speaker in speakers}
+    for address, speaker in wanted.items():
+        description = ownership.description(cluster, speaker.node)
         existing = by_address.get(address)
-        if existing is None:
-            additions.append(
-                NeighbourChange(action=Action.CREATE, adc=adc, address=address, before=None, after=spec)
-            )
-        elif ownership.owns_neighbour(existing, cluster):
-            before = NeighbourSpec.of(existing)
-            if password is not None and password.obfuscated == "refuse" and _obfuscated(before):
+        owned = existing is not None and ownership.owns_neighbour(existing, cluster)
+        agrees = False
+        if existing is not None and owned:
+            if password is not None and password.obfuscated == "refuse" and _obfuscated(existing.password):
                 findings.append(
                     Finding(
                         severity="error",
@@ -746,16 +737,23 @@ def _neighbour_changes(
                         "compared with the file (bgpPassword.obfuscated: refuse)",
                     )
                 )
-            after = spec
-            if secret.agrees(spec.password, before.password, rotated=rotated):
-                # Never rewrite a password that agrees: the session would reset.
-                after = dataclasses.replace(spec, password=before.password)
-            if before != after:
-                additions.append(
-                    NeighbourChange(
-                        action=Action.UPDATE, adc=adc, address=address, before=before, after=after
-                    )
-                )
+            # Never rewrite a password that agrees: the session would reset.
+            agrees = secret.agrees(value, existing.password, rotated=rotated)
+            if (existing.remote_as, existing.description) == (speaker.as_number, description) and (
+                agrees or existing.password == value
+            ):
+                continue  # the common case, decided before building specs: 5,000 a pass at 5,000 nodes
+        spec = NeighbourSpec(remote_as=speaker.as_number, description=description, password=value)
+        if existing is None:
+            additions.append(
+                NeighbourChange(action=Action.CREATE, adc=adc, address=address, before=None, after=spec)
+            )
+        elif owned:
+            before = NeighbourSpec.of(existing)
+            after = dataclasses.replace(spec, password=existing.password) if agrees else spec
+            additions.append(
+                NeighbourChange(action=Action.UPDATE, adc=adc, address=address, before=before, after=after)
+            )
         elif adopt and _neighbour_disagreement(existing, spec) is None:
             additions.append(
                 NeighbourChange(
@@ -792,8 +790,8 @@ def _neighbour_changes(
     return additions, removals
 
 
-def _obfuscated(spec: NeighbourSpec) -> bool:
-    return spec.password is not None and spec.password.obfuscated
+def _obfuscated(password: secret.Password | None) -> bool:
+    return password is not None and password.obfuscated
 
 
 def _neighbour_disagreement(neighbour: live.Neighbour, spec: NeighbourSpec) -> str | None:
