@@ -164,7 +164,8 @@ def reconcile(
     first: live.LiveState | None = None
     for attempt in range(_CONFLICT_RETRIES):
         observed, errors = observe(loaded, systems)
-        first = first or observed
+        if first is None:  # a 409's retry re-reads; the revert goes back to the first read
+            first = observed
         planned = planner(state, observed)
         if systems.scope is not None:
             planned = planned.restricted(systems.scope)
