@@ -15,10 +15,19 @@ from tests.support import REPO
 # A user that no password database knows, as systemd's DynamicUser= is without libnss-systemd.
 NOBODY_KNOWS = "54321"
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("setpriv") is None,
-    reason="needs root and setpriv (util-linux) to run as a user the system does not know",
-)
+# That user must reach the checkout (and the venv in it): a clone under `mktemp -d` (mode 0700) is
+# out of its reach.
+_REACHABLE = all(folder.stat().st_mode & 0o001 for folder in (REPO, *REPO.parents))
+
+pytestmark = [
+    pytest.mark.skipif(
+        os.geteuid() != 0 or shutil.which("setpriv") is None,
+        reason="needs root and setpriv (util-linux) to run as a user the system does not know",
+    ),
+    pytest.mark.skipif(
+        not _REACHABLE, reason=f"other users cannot enter {REPO} or a folder above it (mode 0700)"
+    ),
+]
 
 
 def run_homeless(code: str) -> subprocess.CompletedProcess[str]:
