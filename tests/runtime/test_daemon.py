@@ -89,6 +89,24 @@ def test_start_converges_and_tells_systemd(
     assert daemon.stop() == 0
 
 
+def test_the_daemon_loads_no_charset_detector_and_says_nothing_of_it(
+    world: World, start: Callable[..., DaemonProcess]
+) -> None:
+    """requests' charset detector (its compiled module is a few MB of the daemon's size) is
+    declined, and requests' warning about its absence is not printed."""
+    charset_normalizer = pytest.importorskip("charset_normalizer")
+    if not list(Path(charset_normalizer.__file__).parent.glob("*.so")):
+        pytest.skip("this charset_normalizer is pure Python: a process's maps cannot show it")
+    daemon = start(world.state_file, world.cluster.kubeconfig)
+    converged(daemon)
+    mapped = Path(f"/proc/{daemon.pid}/maps").read_text()
+    log = daemon.log.read_text()
+    assert daemon.stop() == 0
+
+    assert "charset_normalizer" not in mapped
+    assert "character detection" not in log
+
+
 def test_the_daemon_asks_calico_node_for_nothing_and_reads_sessions_from_the_adc(
     world: World, start: Callable[..., DaemonProcess]
 ) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import warnings
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -473,11 +474,14 @@ def run(
     interval: float | None,
 ) -> None:
     """Reconcile continuously: every policy.interval, and at once when the file or the nodes change."""
-    # A daemon runs for months: it declines two optional imports it never uses, 9 MB of its
-    # 80: invoke, which paramiko loads for `Match exec` in ssh_config files (peeringd reads
-    # none), and rich, which structlog loads for tracebacks on a terminal (it logs JSON).
-    for unused in ("invoke", "rich"):
+    # A daemon runs for months: it declines optional imports it never uses, 11 MB of its 80:
+    # invoke, which paramiko loads for `Match exec` in ssh_config files (peeringd reads
+    # none); rich, which structlog loads for tracebacks on a terminal (it logs JSON); and a
+    # charset detector, which requests (the Kubernetes client's, for OIDC tokens) loads to
+    # guess the encoding of a reply that does not name one, and warns when it has none.
+    for unused in ("invoke", "rich", "charset_normalizer", "chardet"):
         sys.modules.setdefault(unused, None)  # type: ignore[arg-type]
+    warnings.filterwarnings("ignore", "Unable to find acceptable character detection", module="requests")
     from peeringd.runtime import daemon, leader
 
     configure_logs("stdout")
