@@ -9,22 +9,33 @@ parsers refuse it rather than guess. CRLF line ends are not such a sign and are 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from peeringd.errors import OutputNotUnderstood
 
-__all__ = ["check_line", "lines", "shown"]
+__all__ = ["check_line", "lines", "shown", "split"]
 
 # Tab is the one control character device output uses on purpose (NetScaler's show ha node).
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
-def lines(text: str, command: str) -> list[str]:
+def lines(text: str, command: str) -> Iterator[str]:
     """The lines of ``command``'s reply, without their line ends; raises OutputNotUnderstood
-    when one holds a control character."""
-    split = [line.rstrip("\r") for line in text.split("\n")]
-    for number, line in enumerate(split, 1):
+    on reaching one that holds a control character."""
+    for number, line in enumerate(split(text), 1):
         check_line(line, number, command)
-    return split
+        yield line
+
+
+def split(text: str) -> Iterator[str]:
+    """The lines of ``text`` without their line ends (LF or CRLF), one at a time: the reply of
+    a device with thousands of neighbours is not held a second time as a list of lines, whose
+    few MB the daemon would otherwise keep as its size once the pass is over."""
+    start = 0
+    while (end := text.find("\n", start)) != -1:
+        yield text[start:end].rstrip("\r")
+        start = end + 1
+    yield text[start:].rstrip("\r")
 
 
 def check_line(line: str, number: int, command: str) -> None:

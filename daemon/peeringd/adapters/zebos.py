@@ -169,9 +169,8 @@ class _ConfigReader:
         self._ended = False
 
     def read(self, text: str) -> RunningConfig:
-        for number, raw in enumerate(text.split("\n"), 1):
+        for number, line in enumerate(replies.split(text), 1):
             try:
-                line = raw.rstrip("\r")
                 replies.check_line(line, number, self.command)
                 self._line(line.rstrip(), number)
             except OutputNotUnderstood:
