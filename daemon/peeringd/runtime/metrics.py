@@ -80,8 +80,7 @@ class Metrics:
             "Passes undone because the BGP sessions did not come back (policy.confirm).",
             registry=self.registry,
         )
-        self._sessions: dict[tuple[str, str, str], bool] = {}
-        self._session_text = _sessions_text(self._sessions)
+        self._session_text = _sessions_text({})
         for result in ("converged", "drift", "refused", "failed"):
             self.passes.labels(result)
 
@@ -96,10 +95,9 @@ class Metrics:
             self.last_success.set_to_current_time()
 
     def sessions(self, up: Mapping[tuple[str, str, str], bool]) -> None:
-        """One series per desired session, (adc, neighbor, node); those no longer desired go."""
-        if up != self._sessions:
-            self._sessions = dict(up)
-            self._session_text = _sessions_text(self._sessions)
+        """One series per desired session, (adc, neighbor, node); those no longer desired go.
+        Only the text is kept: 5,000 sessions as keys would be a thousand times its objects."""
+        self._session_text = _sessions_text(up)
 
     def exposition(self) -> bytes:
         """Every metric in Prometheus' text format."""
@@ -134,7 +132,7 @@ class Metrics:
         return stop
 
 
-def _sessions_text(sessions: dict[tuple[str, str, str], bool]) -> bytes:
+def _sessions_text(sessions: Mapping[tuple[str, str, str], bool]) -> bytes:
     """peeringd_bgp_session_up, a series per (adc, neighbor, node), as Prometheus' text format."""
     name = "peeringd_bgp_session_up"
     lines = [
