@@ -15,8 +15,8 @@ def sessions(metrics: Metrics) -> dict[tuple[str, str, str], float]:
 
 def test_each_desired_session_is_a_series_and_one_no_longer_desired_goes() -> None:
     metrics = Metrics()
-    metrics.sessions({("adc-1", "10.0.0.11", "node-1"): True, ("adc-1", "10.0.0.12", "node-2"): False})
-    metrics.sessions({("adc-1", "10.0.0.11", "node-1"): True, ("adc-1", "10.0.0.13", 'odd"name\\'): False})
+    metrics.sessions([("adc-1", "10.0.0.11", "node-1", True), ("adc-1", "10.0.0.12", "node-2", False)])
+    metrics.sessions([("adc-1", "10.0.0.11", "node-1", True), ("adc-1", "10.0.0.13", 'odd"name\\', False)])
 
     assert sessions(metrics) == {
         ("adc-1", "10.0.0.11", "node-1"): 1.0,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -29,6 +29,7 @@ __all__ = [
     "PASSWORD_HINT",
     "Row",
     "StatusPlan",
+    "adc_session_states",
     "adc_sessions",
     "expired",
     "plan_statuses",
@@ -122,13 +123,19 @@ def adc_sessions(
 ) -> dict[tuple[str, str, str], bool]:
     """(ADC, node address, node) -> whether the ADC reports that desired session Established:
     the daemon's view, which asks calico-node for nothing (the ADC sees every session)."""
+    return {(adc, address, node): up for adc, address, node, up in adc_session_states(state, calico, adcs)}
+
+
+def adc_session_states(
+    state: desired.PeeringState, calico: live.CalicoSnapshot, adcs: tuple[live.AdcSnapshot, ...]
+) -> Iterator[tuple[str, str, str, bool]]:
+    """``adc_sessions`` one (ADC, node address, node, up) at a time: what the metric is written
+    from every pass, without 5,000 keys made at once."""
     speakers, _ = nodes.speakers(calico.nodes, state.cluster.as_number, state.cluster.nodes.exclude)
-    result = {}
     for adc in adcs:
         up = {session.address for session in adc.sessions if session.state == ESTABLISHED}
         for speaker in speakers:
-            result[adc.name, str(speaker.address), speaker.node] = speaker.address in up
-    return result
+            yield adc.name, str(speaker.address), speaker.node, speaker.address in up
 
 
 def _verdict(

@@ -270,7 +270,7 @@ class Daemon:
         seconds = time.monotonic() - started
         self._metrics.record(result, seconds)
         if (calico := result.observed.calico) is not None:
-            self._metrics.sessions(status.adc_sessions(loaded.state, calico, result.observed.adcs))
+            self._metrics.sessions(status.adc_session_states(loaded.state, calico, result.observed.adcs))
         log.info(
             "pass done",
             seconds=round(seconds, 3),

@@ -11,9 +11,10 @@ which would cost 80 ms of CPU every scrape and a client object per series.
 
 from __future__ import annotations
 
+import io
 import threading
 import wsgiref.simple_server
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
@@ -80,7 +81,7 @@ class Metrics:
             "Passes undone because the BGP sessions did not come back (policy.confirm).",
             registry=self.registry,
         )
-        self._session_text = _sessions_text({})
+        self._session_text = _sessions_text(())
         for result in ("converged", "drift", "refused", "failed"):
             self.passes.labels(result)
 
@@ -94,10 +95,11 @@ class Metrics:
         if report.outcome == "converged":
             self.last_success.set_to_current_time()
 
-    def sessions(self, up: Mapping[tuple[str, str, str], bool]) -> None:
-        """One series per desired session, (adc, neighbor, node); those no longer desired go.
-        Only the text is kept: 5,000 sessions as keys would be a thousand times its objects."""
-        self._session_text = _sessions_text(up)
+    def sessions(self, states: Iterable[tuple[str, str, str, bool]]) -> None:
+        """One series per desired session, from (adc, neighbor, node, up); those no longer
+        desired go. Only the text is kept: the sessions as keys would be a thousand objects
+        for each of its."""
+        self._session_text = _sessions_text(states)
 
     def exposition(self) -> bytes:
         """Every metric in Prometheus' text format."""
@@ -132,17 +134,19 @@ class Metrics:
         return stop
 
 
-def _sessions_text(sessions: Mapping[tuple[str, str, str], bool]) -> bytes:
-    """peeringd_bgp_session_up, a series per (adc, neighbor, node), as Prometheus' text format."""
+def _sessions_text(states: Iterable[tuple[str, str, str, bool]]) -> bytes:
+    """peeringd_bgp_session_up, a series per (adc, neighbor, node), as Prometheus' text format,
+    written a line at a time: 5,000 lines held at once would be the largest part of a pass."""
     name = "peeringd_bgp_session_up"
-    lines = [
-        f"# HELP {name} 1 when the ADC reports the session with the node Established.",
-        f"# TYPE {name} gauge",
-    ]
-    for (adc, neighbor, node), up in sessions.items():
+    text = io.BytesIO()
+    text.write(
+        f"# HELP {name} 1 when the ADC reports the session with the node Established.\n"
+        f"# TYPE {name} gauge\n".encode()
+    )
+    for adc, neighbor, node, up in states:
         labels = f'adc="{_escaped(adc)}",neighbor="{_escaped(neighbor)}",node="{_escaped(node)}"'
-        lines.append(f"{name}{{{labels}}} {1.0 if up else 0.0}")
-    return ("\n".join(lines) + "\n").encode()
+        text.write(f"{name}{{{labels}}} {1.0 if up else 0.0}\n".encode())
+    return text.getvalue()
 
 
 def _escaped(value: str) -> str:
