@@ -329,13 +329,10 @@ def parse_bgp_summary(text: str) -> tuple[live.Session, ...]:
 
 def _session(words: list[str], line: str, number: int, command: str) -> live.Session | None:
     """One row of the summary table; None for an IPv6 neighbour."""
-    try:
-        address = ipaddress.ip_address(words[0])
-    except ValueError:
-        address = None
-    if len(words) < 10 or address is None:
+    address = nodes.ipv4(words[0])  # the address the running config's neighbour has, not a copy
+    if len(words) < 10 or (address is None and not _is_ipv6(words[0])):
         raise OutputNotUnderstood(f"{command}: line {number} is not a table row: {replies.shown(line)}")
-    if not isinstance(address, ipaddress.IPv4Address):
+    if address is None:
         return None
     # Columns after State/PfxRcd (FRR's PfxSnt and Desc) are not read.
     last = words[9]
@@ -347,6 +344,14 @@ def _session(words: list[str], line: str, number: int, command: str) -> live.Ses
             f"{command}: line {number} has neither a prefix count nor a state: {replies.shown(line)}"
         )
     return live.Session(address=address, state=state, up_down=words[8])
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_bgp_summary_json(text: str) -> tuple[live.Session, ...]:
