@@ -124,7 +124,7 @@ class Daemon:
 
     def run(self) -> int:
         """Run until SIGTERM or SIGINT; the exit code (0 on a clean stop, 1 if it cannot start)."""
-        _few_malloc_arenas()
+        _one_malloc_arena()
         try:
             lock = _lock(self._options.lock_file)
         except (LockHeld, OSError) as error:
@@ -457,14 +457,15 @@ class Daemon:
         signal.signal(signal.SIGHUP, hup)
 
 
-def _few_malloc_arenas() -> None:
-    """Let the daemon's threads share two heaps. glibc gives a thread that allocates while
+def _one_malloc_arena() -> None:
+    """Let the daemon's threads share one heap. glibc gives a thread that allocates while
     another does a heap of its own (up to eight a core), and what a pass freed stays in it:
-    at 5,000 nodes the watch, the SSH transport and the pass threads held 2 MB that way.
-    Its threads mostly wait, so sharing costs nothing. glibc only; elsewhere nothing happens."""
+    at 5,000 nodes the watch, the SSH transport and the pass threads held 2 to 3 MB that
+    way. Its threads allocate holding the GIL, one at a time anyway, so sharing costs
+    nothing. glibc only; elsewhere nothing happens."""
     mallopt = getattr(_LIBC, "mallopt", None)
     if mallopt is not None:
-        mallopt(_M_ARENA_MAX, 2)
+        mallopt(_M_ARENA_MAX, 1)
 
 
 def _release_memory() -> None:
