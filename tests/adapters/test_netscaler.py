@@ -220,6 +220,23 @@ def test_the_observation_that_verifies_a_pass_reuses_its_running_config(
     assert lines(simulator) == ["vtysh", "show ip bgp summary"]
 
 
+def test_a_running_config_read_again_unchanged_is_not_parsed_again(
+    simulator: NetScalerSimulator, driver: netscaler.NetScaler
+) -> None:
+    """The same text gives the same reading, kept from the last parse; another text is parsed."""
+    reconcile_device(driver, *NODES)
+    driver.observe()  # the pass's verification
+    first, again = driver.observe(), driver.observe()
+    running = simulator.running().zebos
+    assert running.bgp is not None
+    running.bgp.max_paths_ebgp = 4
+    simulator.set_zebos(running)
+
+    assert again.neighbours == first.neighbours
+    assert all(read is kept for read, kept in zip(again.neighbours, first.neighbours, strict=True))
+    assert driver.observe().max_paths.ebgp == 4
+
+
 def test_a_hand_made_change_makes_it_compare_the_startup_config_again(
     simulator: NetScalerSimulator, driver: netscaler.NetScaler
 ) -> None:

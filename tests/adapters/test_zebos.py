@@ -18,6 +18,7 @@ from peeringd.core.plan import (
     RouteInstallChange,
     RouterChange,
 )
+from peeringd.errors import OutputNotUnderstood
 
 
 def spec(remote_as: int = 64512, description: str | None = "peeringd:prod-1:node-a") -> NeighbourSpec:
@@ -233,3 +234,21 @@ class TestPasswords:
 
         assert zebos.unmet((change,), running) == ()
         assert zebos.unmet((change,), zebos.RunningConfig(500, (), live.MaxPaths(), False)) == (change,)
+
+
+class TestControlCharacters:
+    """A reply is scanned whole for control characters; one found is named with its line."""
+
+    RUNNING = "router bgp 500\n neighbor 10.0.0.11 remote-as 64512\n!\nend\n"
+
+    @pytest.mark.parametrize(("inserted", "code"), [("\x1b[K", "001B"), ("\r", "000D"), ("\x7f", "007F")])
+    def test_one_inside_a_line_is_refused_naming_that_line(self, inserted: str, code: str) -> None:
+        text = self.RUNNING.replace(" remote-as", f"{inserted} remote-as")
+
+        with pytest.raises(OutputNotUnderstood, match=f"line 2 holds control character U\\+{code}"):
+            zebos.parse_running_config(text)
+
+    def test_crlf_line_ends_read_as_lf_ones(self) -> None:
+        assert zebos.parse_running_config(self.RUNNING.replace("\n", "\r\n")) == zebos.parse_running_config(
+            self.RUNNING
+        )

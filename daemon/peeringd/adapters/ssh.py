@@ -78,6 +78,10 @@ class CliSession:
     _last_running: int | None = None
     # The running config read to prove the last configuration session, and when.
     _verified: tuple[zebos.RunningConfig, float] | None = None
+    # The running config as last parsed, by the digest of its text: a pass that reads the same
+    # text again (every pass that changes nothing) does not parse thousands of lines again,
+    # CPU that all ADCs' threads would otherwise queue for under the one interpreter lock.
+    _parsed: tuple[bytes, zebos.RunningConfig] | None = None
 
     def __init__(self, adc: desired.ADC, *, timeout: float = 30.0) -> None:
         self._start(adc.name, adc.ssh, timeout)
@@ -97,8 +101,8 @@ class CliSession:
         self._line = ""  # the line in flight, named by errors
         # The fingerprint of the running config whose comparison with the startup config is
         # known, and the answer: the startup config is read again only when the running one
-        # changed. A fingerprint, not the config: a daemon would keep thousands of
-        # neighbours between passes for it.
+        # changed. A fingerprint, not the startup config: a daemon would keep a second copy of
+        # thousands of neighbours between passes for it.
         self._startup_known: tuple[int, bool] | None = None
 
     @property
@@ -245,9 +249,15 @@ class CliSession:
         return self._running_config(connection)
 
     def _running_config(self, connection: Any) -> zebos.RunningConfig:
-        running = zebos.parse_running_config(self._send(connection, "show running-config", PROMPT))
+        text = self._send(connection, "show running-config", PROMPT)
+        digest = hashlib.sha256(text.encode()).digest()
+        if self._parsed is not None and self._parsed[0] == digest:
+            running = self._parsed[1]
+        else:
+            running = zebos.parse_running_config(text)
+            self._parsed = (digest, running)
         self._router_as = running.router_as
-        self._last_running = _fingerprint_of(running)
+        self._last_running = running.fingerprint
         return running
 
     def save(self) -> None:
@@ -273,7 +283,7 @@ class CliSession:
         """
         if self._save_pending:
             return True
-        fingerprint = _fingerprint_of(running)
+        fingerprint = running.fingerprint
         if self._startup_known is not None and self._startup_known[0] == fingerprint:
             return self._startup_known[1]
         try:
@@ -350,12 +360,6 @@ class CliSession:
         if "TCP connection to device failed" in message or "DNS failure" in message:
             return DeviceUnreachable(self.name, f"cannot connect to {where}")
         return DeviceTimeout(self.name, f"connecting to {where} timed out")
-
-
-def _fingerprint_of(running: zebos.RunningConfig) -> int:
-    """What ``_unsaved`` compares of a running config (its BGP facts), as one number."""
-    neighbours = tuple((n.address, n.remote_as, n.description) for n in running.neighbours)
-    return hash((running.router_as, neighbours, running.max_paths, running.route_install))
 
 
 def _batches(lines: list[tuple[str, zebos.Step]]) -> Iterator[list[tuple[str, zebos.Step]]]:
