@@ -144,6 +144,21 @@ class TestLineEditor:
 
         assert events[-1] == Line("sh route")
 
+    def test_pasted_lines_read_as_the_same_lines_typed_key_by_key(self) -> None:
+        """Whole lines at a time (printable text and LFs) give what one key at a time gives."""
+        chunks = ["neighbor 10.0.0.11 remote-as 64512\nneighbor 10.0.0.11 desc", "ription x\n\nend"]
+        pasted, typed = LineEditor(), LineEditor()
+
+        at_once = [event for chunk in chunks for event in pasted.feed(chunk)]
+        # A NUL (netmiko's keep-alive) is swallowed, and makes the editor go key by key.
+        key_by_key = [event for chunk in chunks for event in typed.feed(f"\x00{chunk}")]
+
+        assert [e for e in at_once if isinstance(e, Line)] == [e for e in key_by_key if isinstance(e, Line)]
+        assert "".join(e for e in at_once if isinstance(e, str)) == "".join(
+            e for e in key_by_key if isinstance(e, str)
+        )
+        assert Line("neighbor 10.0.0.11 description x") in at_once
+
     def test_ctrl_c_and_ctrl_z_finish_the_line_with_their_own_ending(self) -> None:
         events = LineEditor().feed("conf\x03end\x1a")
 

@@ -53,6 +53,8 @@ class LineEditor:
 
     def feed(self, data: str) -> list[str | Line]:
         """Echo text (str) and finished lines (Line), in the order they happened."""
+        if not self._escape and not self._after_cr and data.replace("\n", "").isprintable():
+            return self._feed_plain(data)
         events: list[str | Line] = []
         echo: list[str] = []
         for char in data:
@@ -65,6 +67,19 @@ class LineEditor:
                 self._buffer.clear()
         if trailing := "".join(echo):
             events.append(trailing)
+        return events
+
+    def _feed_plain(self, data: str) -> list[str | Line]:
+        """``feed`` for printable text and LFs alone (what a client pasting lines sends): each
+        character echoes as itself, so whole lines at a time, not thousands of characters."""
+        events: list[str | Line] = []
+        *finished, rest = data.split("\n")
+        for text in finished:
+            events += [f"{text}\n", Line("".join(self._buffer) + text)]
+            self._buffer.clear()
+        if rest:
+            events.append(rest)
+            self._buffer.extend(rest)
         return events
 
     def _take(self, char: str) -> tuple[str, Ending | None]:

@@ -9,6 +9,7 @@ shell. Pure: no I/O here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 from collections.abc import Callable
 from typing import Literal
@@ -51,6 +52,9 @@ class ConfigRules:
     bgp_allowed: bool
 
 
+# A batch of thousands of neighbour lines names each address twice or more (the command's
+# match, then the address as stored): parse each once. Addresses are immutable.
+@functools.lru_cache(maxsize=16384)
 def _is_address(word: str) -> bool:
     try:
         ipaddress.ip_address(word)
@@ -142,6 +146,7 @@ _PARENT: dict[ConfigMode, NextMode] = {
 }
 
 
+@functools.lru_cache(maxsize=16384)
 def normalize_address(address: str) -> str:
     """An address as ZebOS prints it (IPv6 compressed)."""
     return str(ipaddress.ip_address(address))

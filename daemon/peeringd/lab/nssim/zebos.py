@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import ipaddress
 
 __all__ = ["BgpRouter", "Neighbor", "ZebosConfig", "default_config", "sort_key"]
@@ -78,6 +79,8 @@ class ZebosConfig:
         return "\n".join(lines)
 
 
+# Every `show running-config` and `show ip bgp summary` sorts thousands of the same addresses.
+@functools.lru_cache(maxsize=16384)
 def sort_key(address: str) -> tuple[int, int]:
     """Order addresses numerically, IPv4 before IPv6, as ZebOS lists its peers."""
     parsed = ipaddress.ip_address(address)
