@@ -12,7 +12,12 @@ with their ratio (naive / peeringd: how many times more the naive way costs):
 - a pass that changes nothing inside the daemon, with its Node LISTs, other
   Kubernetes requests, device commands and writes,
 - ``plan`` of N nodes, in CPU time,
-- a pass over four ADCs against a pass over one,
+- a pass over four ADCs against a pass over one, and beside them, for those
+  passes and the first applies, who spent the machine's CPU meanwhile
+  (peeringd, the lab's API server, the simulators, any other process) and the
+  floor that its cores allow: a wall time near that floor, or near peeringd's
+  own CPU (its threads share one interpreter lock), is at the machine's limit;
+  a wall time far above both is peeringd waiting or running ADCs in turn,
 - a node joining until its neighbour is on the ADC, and a saved state file until
   both sides show it (the naive way has no watch: at best one pass),
 - the idle daemon's memory and CPU with metrics scraped,
@@ -29,6 +34,7 @@ measures (a pass that did not converge, a neighbour missing).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import os
 import signal
@@ -36,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -66,6 +73,13 @@ POLL_SECONDS = 0.01
 SCRAPE_SECONDS = 5.0
 # What peeringd run did before: a CalicoNodeStatus for every node, reported every 10 s.
 FORMER_UPDATE_SECONDS = 10
+CORES = len(os.sched_getaffinity(0))
+API_SERVER_THREAD = "kubeapi"
+COSTS_NOTE = (
+    "where a pass over ADCs spends its time: peeringd's threads share one interpreter lock, so its\n"
+    "CPU is a floor of the wall time as much as all CPU / cores; a wall time near the larger of the\n"
+    "two is at the machine's limit, one far above both waits (for devices, or ADCs one after another)"
+)
 
 STATE = """\
 apiVersion: peeringd/v1
@@ -203,6 +217,69 @@ def timed_pass(loaded: statefile.LoadedState, systems: reconcile.Systems) -> tup
     return time.perf_counter() - started, report
 
 
+@dataclass(frozen=True)
+class PassCost:
+    """One pass's wall time and the CPU seconds spent on the machine meanwhile, by whom."""
+
+    wall: float
+    peeringd: float  # this process but the API server's thread: the pass, its SSH transports
+    api_server: float  # the lab's API server, a thread of this process (a cluster's runs elsewhere)
+    simulators: float  # the simulated ADCs, a process each (a real ADC is a machine of its own)
+    others: float  # the rest of the machine: processes that share its cores with the benchmark
+
+    @property
+    def floor(self) -> float:
+        """The shortest wall time the machine's cores allow for all that CPU."""
+        return (self.peeringd + self.api_server + self.simulators + self.others) / CORES
+
+    @staticmethod
+    def median(costs: Sequence[PassCost]) -> PassCost:
+        """Each figure's median over ``costs``."""
+        return PassCost(
+            *(
+                statistics.median(getattr(cost, f.name) for cost in costs)
+                for f in dataclasses.fields(PassCost)
+            )
+        )
+
+
+def costed_pass(
+    here: World, loaded: statefile.LoadedState, systems: reconcile.Systems
+) -> tuple[PassCost, reconcile.Report]:
+    """One pass, with who spent CPU during it."""
+    simulators = [simulator.pid for simulator in here.adcs.values()]
+
+    def spent() -> tuple[float, float, float, float]:
+        simulated = sum(map(cpu_seconds, simulators))
+        return busy_seconds(), cpu_seconds(os.getpid()), api_server_seconds(), simulated
+
+    before = spent()
+    wall, report = timed_pass(loaded, systems)
+    busy, process, api_server, simulated = (end - start for start, end in zip(before, spent(), strict=True))
+    cost = PassCost(
+        wall=wall,
+        peeringd=process - api_server,
+        api_server=api_server,
+        simulators=simulated,
+        others=max(0.0, busy - process - simulated),
+    )
+    return cost, report
+
+
+def busy_seconds() -> float:
+    """CPU seconds every core of the machine has been busy, from /proc/stat."""
+    # cpu  user nice system idle iowait irq softirq steal ...: all but idle and iowait are busy.
+    user, nice, system, _, _, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def api_server_seconds() -> float:
+    """The CPU seconds of the lab API server's thread (the one this process runs it in)."""
+    (thread,) = (thread for thread in threading.enumerate() if thread.name == API_SERVER_THREAD)
+    fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Figures:
     """One side's figures at one size; None where a figure does not apply."""
@@ -222,27 +299,30 @@ class Figures:
     rss: float | None = None
     cpu_percent: float | None = None
     own_writes_per_minute: float | None = None
+    # The passes over ADCs (one and four: changing nothing, first apply), with their CPU.
+    costs: dict[str, PassCost] = field(default_factory=dict)
     estimated: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
 
 
 def peeringd_passes(here: World, repeat: int, figures: Figures) -> None:
     """First applies and passes in this process: one ADC, then four."""
-    here.empty(ADCS[:1])
-    loaded = statefile.load(here.state_file(ADCS[:1]))
-    with reconcile.Systems.connect(loaded, kubeconfig=here.kubeconfig) as systems:
-        figures.first_apply, report = timed_pass(loaded, systems)
-        check(figures, report, here, ADCS[:1], "first apply")
-        timed_pass(loaded, systems)  # the session now stays in vtysh, as in the daemon
-        figures.noop_pass_1 = statistics.median(timed_pass(loaded, systems)[0] for _ in range(repeat))
-        figures.plan_cpu = plan_cpu(loaded, systems, repeat)
-    here.empty(ADCS)
-    loaded = statefile.load(here.state_file(ADCS))
-    with reconcile.Systems.connect(loaded, kubeconfig=here.kubeconfig) as systems:
-        figures.first_apply_4, report = timed_pass(loaded, systems)
-        check(figures, report, here, ADCS, "first apply over four ADCs")
-        timed_pass(loaded, systems)
-        figures.noop_pass_4 = statistics.median(timed_pass(loaded, systems)[0] for _ in range(repeat))
+    for names in (ADCS[:1], ADCS):
+        adcs = f"{len(names)} ADC{'s' if len(names) > 1 else ''}"
+        here.empty(names)
+        loaded = statefile.load(here.state_file(names))
+        with reconcile.Systems.connect(loaded, kubeconfig=here.kubeconfig) as systems:
+            first, report = costed_pass(here, loaded, systems)
+            check(figures, report, here, names, f"first apply over {adcs}")
+            timed_pass(loaded, systems)  # the session now stays in vtysh, as in the daemon
+            noop = PassCost.median([costed_pass(here, loaded, systems)[0] for _ in range(repeat)])
+            figures.costs[f"first apply over {adcs}"] = first
+            figures.costs[f"pass over {adcs} (changes nothing, median of {repeat})"] = noop
+            if len(names) == 1:
+                figures.first_apply, figures.noop_pass_1 = first.wall, noop.wall
+                figures.plan_cpu = plan_cpu(loaded, systems, repeat)
+            else:
+                figures.first_apply_4, figures.noop_pass_4 = first.wall, noop.wall
 
 
 def check(figures: Figures, report: reconcile.Report, here: World, names: Sequence[str], what: str) -> None:
@@ -535,6 +615,25 @@ def figures_table(size: int, ours: Figures, theirs: Figures) -> str:
     )
 
 
+def costs_table(size: int, figures: Figures) -> str:
+    """The passes over ADCs, each with who spent the machine's CPU during it."""
+    header = (
+        f"{size} nodes, seconds",
+        "wall",
+        "peeringd CPU",
+        "API server CPU",
+        "simulators CPU",
+        "other processes CPU",
+        f"floor: all CPU / {CORES} cores",
+    )
+    width = max(len(label) for label in [header[0], *figures.costs])
+    rows = [
+        (label.ljust(width), *(f"{value:.3f}" for value in dataclasses.astuple(cost)), f"{cost.floor:.3f}")
+        for label, cost in figures.costs.items()
+    ]
+    return table((header[0].ljust(width), *header[1:]), rows)
+
+
 def writes_table(results: Sequence[tuple[int, Figures, Figures]]) -> str:
     header = (
         "nodes",
@@ -606,6 +705,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     naive(here, options.idle, options.naive_four_adcs_up_to, theirs, timeout=600 + size * 0.2)
             results.append((size, ours, theirs))
             print(figures_table(size, ours, theirs), flush=True)
+            print(flush=True)
+            print(COSTS_NOTE)
+            print(costs_table(size, ours), flush=True)
             print(flush=True)
     print(
         "cluster writes a minute that peeringd causes (own: measured at rest; calico-node's: objects x 60 / period)"

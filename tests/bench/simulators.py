@@ -35,6 +35,13 @@ class SimulatorProcess:
         self.name = name
         self.host, self.port, self.username, self.password, self.known_hosts_entry = self._pipe.recv()
 
+    @property
+    def pid(self) -> int:
+        """The child process's id (its CPU time is the simulated ADC's)."""
+        pid = self._process.pid
+        assert pid is not None, "started in __init__"
+        return pid
+
     def _ask(self, *request: Any) -> Any:
         self._pipe.send(request)
         return self._pipe.recv()
