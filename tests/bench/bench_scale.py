@@ -14,7 +14,7 @@ with their ratio (naive / peeringd: how many times more the naive way costs):
 - ``plan`` of N nodes, in CPU time,
 - a pass over four ADCs against a pass over one, and beside them, for those
   passes and the first applies, who spent the machine's CPU meanwhile
-  (peeringd, the lab's API server, the simulators, any other process) and the
+  (peeringd, the lab's API server, the simulators, the rest of the machine) and the
   floor that its cores allow: a wall time near that floor, or near peeringd's
   own CPU (its threads share one interpreter lock), is at the machine's limit;
   a wall time far above both is peeringd waiting or running ADCs in turn,
@@ -225,7 +225,7 @@ class PassCost:
     peeringd: float  # this process but the API server's thread: the pass, its SSH transports
     api_server: float  # the lab's API server, a thread of this process (a cluster's runs elsewhere)
     simulators: float  # the simulated ADCs, a process each (a real ADC is a machine of its own)
-    others: float  # the rest of the machine: processes that share its cores with the benchmark
+    others: float  # the rest of the machine: other processes on its cores, kernel work charged to none
 
     @property
     def floor(self) -> float:
@@ -623,7 +623,7 @@ def costs_table(size: int, figures: Figures) -> str:
         "peeringd CPU",
         "API server CPU",
         "simulators CPU",
-        "other processes CPU",
+        "rest of the machine CPU",
         f"floor: all CPU / {CORES} cores",
     )
     width = max(len(label) for label in [header[0], *figures.costs])
