@@ -192,6 +192,8 @@ class CliSession:
 
     def _rejection(self, reply: str) -> str:
         """The device's error lines in ``reply``, joined; empty when it accepted the line."""
+        if not any(prefix in reply for prefix in self.error_prefixes):
+            return ""  # one scan of a long reply (a running config) instead of one a line
         return " ".join(
             line.strip() for line in reply.splitlines() if line.strip().startswith(self.error_prefixes)
         )
