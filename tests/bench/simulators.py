@@ -68,6 +68,11 @@ class SimulatorProcess:
     def clear(self) -> None:
         self._ask("clear")
 
+    def answer_shows_late(self, seconds: float) -> None:
+        """Answer every ``show`` command ``seconds`` late (0: at once), as a device whose
+        management CPU takes its time to print thousands of neighbours."""
+        self._ask("late", seconds)
+
     def stop(self) -> None:
         if self._process.is_alive():
             self._ask("stop")
@@ -124,5 +129,10 @@ def _answer(simulator: NetScalerSimulator, request: str, args: list[Any]) -> Any
         return [entry.text for entry in simulator.journal() if entry.text.strip()]
     if request == "clear":
         simulator.clear_journal()
+        return None
+    if request == "late":
+        simulator.clear_faults()
+        if args[0]:
+            simulator.delay_replies(args[0], pattern=r"show .*")
         return None
     raise ValueError(f"unknown request {request!r}")
