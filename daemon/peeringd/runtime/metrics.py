@@ -5,8 +5,8 @@ keep happening and 503 with the reason when they stop (a pass stuck for too
 long, or none for three intervals).
 
 ``peeringd_bgp_session_up`` has a series per desired session (5,000 nodes, 5,000
-series an ADC): its text is written when a pass changes it, not at each scrape,
-which would cost 80 ms of CPU every scrape and a client object per series.
+series an ADC): its text is written once a pass, not at each scrape, which
+would cost 80 ms of CPU every scrape and a client object per series.
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ class Metrics:
 
     def sessions(self, states: Iterable[tuple[str, str, str, bool]]) -> None:
         """One series per desired session, from (adc, neighbor, node, up); those no longer
-        desired go. Only the text is kept: the sessions as keys would be a thousand objects
-        for each of its."""
+        desired go. Only the text is kept: the sessions themselves would be three objects
+        for each of its lines, kept between passes."""
         self._session_text = _sessions_text(states)
 
     def exposition(self) -> bytes:
